@@ -9,7 +9,9 @@ CLUSTER     ?= testbed
 COLLECTION  := $(CURDIR)/.collections/ansible_collections/toolhive/k8s
 TESTBED_KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
-export PATH := $(BIN):$(PATH)
+TESTBED_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolhive-k8s-testbed/bin
+# The test bed's kubectl (same release as its API server) before any other.
+export PATH := $(BIN):$(TESTBED_BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
@@ -41,3 +43,34 @@ cluster-status: ## Show the test bed's processes and nodes
 
 cluster-down: ## Stop the test bed's processes and remove its state
 	@testbed/cluster.sh down
+
+# With no cluster configured (KUBECONFIG unset and no current context), deploy
+# brings up the local test bed and uses it.
+deploy: collection ## Install everything, deploy the example (Redis, 2 MCPServers, vMCP x3), print status
+	@if [ -z "$$KUBECONFIG" ] && ! kubectl config current-context >/dev/null 2>&1; then \
+	  testbed/cluster.sh up >/dev/null && export KUBECONFIG=$(TESTBED_KUBECONFIG); \
+	fi; \
+	echo "Deploying to $$(kubectl config current-context)"; \
+	ansible-playbook playbooks/deploy.yml -e @playbooks/vars/example.yml && \
+	ansible-playbook playbooks/status.yml -e @playbooks/vars/example.yml
+
+status: collection ## Print the status of what deploy deployed
+	@ansible-playbook playbooks/status.yml -e @playbooks/vars/example.yml
+
+test: collection ## The whole test suite: sanity, lint, unit, integration (test bed), molecule
+	@python tests/run_suite.py
+
+sanity: collection ## ansible-test sanity
+	@tests/sanity/run.sh
+
+lint: collection ## ansible-lint, production profile
+	@ansible-lint --profile production --offline
+
+unit: collection ## Unit tests (no cluster)
+	@python -m pytest -q tests/unit
+
+integration: collection ## Integration tests against the test bed (or $$KUBECONFIG)
+	@KUBECONFIG=$${KUBECONFIG:-$(TESTBED_KUBECONFIG)} python -m pytest -q tests/integration
+
+clean: ## Remove the virtualenv and build leftovers (not the Go caches)
+	rm -rf $(VENV) .collections .build

@@ -1,0 +1,144 @@
+"""Acceptance tests of the local test bed: real API server, KWOK nodes, operator.
+
+Pods never run containers here; these tests check what the API server, the
+controllers and the ToolHive operator do.
+"""
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+API = "toolhive.stacklok.dev/v1beta1"
+
+
+def wait_until(what, probe, timeout=90, interval=1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def apply(kubectl, namespace, *manifests):
+    kubectl("apply", "-n", namespace, "-f", "-", stdin="\n---\n".join(json.dumps(m) for m in manifests))
+
+
+def ready_replicas(kubectl, namespace, kind, name):
+    obj = kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+    return obj.get("status", {}).get("readyReplicas", 0) if isinstance(obj, dict) else 0
+
+
+def condition(obj, ctype):
+    for cond in obj.get("status", {}).get("conditions", []):
+        if cond["type"] == ctype:
+            return cond
+    return None
+
+
+def test_nodes_are_ready(kubectl):
+    nodes = kubectl("get", "nodes", "-o", "json")["items"]
+    ready = [n["metadata"]["name"] for n in nodes if condition(n, "Ready") and condition(n, "Ready")["status"] == "True"]
+    assert len(ready) >= 2, f"want at least two Ready nodes, got {ready}"
+
+
+def test_plain_deployment_reaches_three_ready_replicas(kubectl, namespace):
+    apply(kubectl, namespace, {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                         "spec": {"containers": [{"name": "web", "image": "nginx"}]}},
+        },
+    })
+    wait_until("3 ready replicas of deployment/web",
+               lambda: ready_replicas(kubectl, namespace, "deployment", "web") == 3)
+
+
+def test_vmcp_without_session_storage_warns_and_scales(kubectl, namespace):
+    apply(kubectl, namespace,
+          {"apiVersion": API, "kind": "MCPGroup", "metadata": {"name": "team"}, "spec": {}},
+          {"apiVersion": API, "kind": "VirtualMCPServer", "metadata": {"name": "gateway"},
+           "spec": {"groupRef": {"name": "team"}, "incomingAuth": {"type": "anonymous"}, "replicas": 3}})
+
+    def warning():
+        vmcp = kubectl("get", "virtualmcpserver", "gateway", "-n", namespace, "-o", "json")
+        cond = condition(vmcp, "SessionStorageWarning")
+        return cond if cond and cond["status"] == "True" else None
+
+    cond = wait_until("SessionStorageWarning=True on the VirtualMCPServer", warning)
+    assert cond["reason"] == "SessionStorageMissingForReplicas"
+    # The Deployment is named after the resource (not vmcp-<name>, the Service).
+    wait_until("3 ready replicas of deployment/gateway",
+               lambda: ready_replicas(kubectl, namespace, "deployment", "gateway") == 3)
+    assert kubectl("get", "service", "vmcp-gateway", "-n", namespace, check=False).returncode == 0
+
+
+def test_streamable_http_mcpserver_reaches_ready(kubectl, namespace):
+    apply(kubectl, namespace, {
+        "apiVersion": API, "kind": "MCPServer", "metadata": {"name": "fetch"},
+        "spec": {"image": "ghcr.io/stackloklabs/gofetch/server:latest",
+                 "transport": "streamable-http", "proxyPort": 8080, "mcpPort": 8080},
+    })
+
+    def phase():
+        obj = kubectl("get", "mcpserver", "fetch", "-n", namespace, "-o", "json")
+        return obj.get("status", {}).get("phase") == "Ready"
+
+    wait_until("MCPServer fetch phase Ready", phase, timeout=120)
+
+
+def test_hpa_enforces_min_replicas(kubectl, namespace):
+    apply(kubectl, namespace, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scaled"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "scaled"}},
+                 "template": {"metadata": {"labels": {"app": "scaled"}},
+                              "spec": {"containers": [{"name": "c", "image": "x",
+                                                       "resources": {"requests": {"cpu": "100m"}}}]}}},
+    }, {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "scaled"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
+                 "minReplicas": 2, "maxReplicas": 4,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                              "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+    })
+    wait_until("the HPA to raise deployment/scaled to minReplicas=2",
+               lambda: ready_replicas(kubectl, namespace, "deployment", "scaled") == 2, timeout=120)
+
+
+def _listening(port):
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_second_test_bed_up_is_idempotent_and_down_leaves_nothing(tmp_path):
+    """A throw-away test bed on other ports: up twice, then down."""
+    base = 37400
+    env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base))
+    script = str(REPO / "testbed" / "cluster.sh")
+    first = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    assert f"export KUBECONFIG={tmp_path}/state/kubeconfig" in first.stdout
+    pids = {p.name: int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()}
+    assert {"etcd", "kube-apiserver", "thv-operator", "kwok"} <= set(pids)
+
+    second = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert second.returncode == 0 and "already running" in second.stderr
+    assert {p.name: int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()} == pids
+
+    down = subprocess.run([script, "down"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 0, down.stderr
+    for name, pid in pids.items():
+        assert not Path(f"/proc/{pid}").exists(), f"{name} (pid {pid}) still running"
+    ports = [base + off for off in (1, 2, 43, 44, 47, 57, 59, 81)]
+    assert [p for p in ports if _listening(p)] == []
+    assert not (tmp_path / "state").exists()

@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""The whole test suite, as `make test` runs it, ending in one summary line.
+
+Each stage runs whatever happens to the others; pytest stages count their test
+cases (from JUnit XML), every other stage counts as one test. The test bed is
+brought up if no cluster answers, and brought down again at the end if this
+run started it (TESTBED_KEEP=1 keeps it).
+"""
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / ".build" / "results"
+KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+
+
+def run(cmd, **kwargs):
+    print(f"\n=== {' '.join(cmd)}", flush=True)
+    return subprocess.run(cmd, cwd=REPO, check=False, **kwargs).returncode
+
+
+def pytest_counts(junit):
+    try:
+        root = ET.parse(junit).getroot()
+    except (OSError, ET.ParseError):
+        return 0, 1
+    suites = [root] if root.tag == "testsuite" else list(root)
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return total - failed - skipped, failed
+
+
+class Suite:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+        self.lines = []
+
+    def stage(self, name, cmd, env=None):
+        started = time.monotonic()
+        rc = run(cmd, env=env)
+        ok = rc == 0
+        self.passed += ok
+        self.failed += not ok
+        self.lines.append(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - started:.0f}s)")
+        return ok
+
+    def pytest(self, name, paths, env=None, extra=()):
+        junit = RESULTS / f"{name}.xml"
+        junit.unlink(missing_ok=True)
+        started = time.monotonic()
+        rc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                  f"--junitxml={junit}", *extra, *paths], env=env)
+        passed, failed = pytest_counts(junit)
+        if rc not in (0, 5) and failed == 0:
+            failed = 1  # pytest itself failed (collection error, crash)
+        if rc == 5:
+            failed += 1  # no tests collected: a suite that runs nothing is a defect
+        self.passed += passed
+        self.failed += failed
+        self.lines.append(f"{'PASS' if failed == 0 else 'FAIL'} {name}: {passed} passed, {failed} failed "
+                          f"({time.monotonic() - started:.0f}s)")
+
+
+def cluster_answers(env):
+    probe = subprocess.run(["kubectl", "get", "--raw", "/readyz"], env=env, capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def main():
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suite = Suite()
+    env = dict(os.environ)
+    env.setdefault("KUBECONFIG", str(KUBECONFIG))
+
+    suite.stage("sanity", ["tests/sanity/run.sh"])
+    suite.stage("ansible-lint", ["ansible-lint", "--profile", "production", "--offline"])
+    suite.pytest("unit", ["tests/unit"])
+
+    started_here = False
+    if not cluster_answers(env):
+        env["KUBECONFIG"] = str(KUBECONFIG)
+        started_here = suite.stage("cluster-up", ["testbed/cluster.sh", "up"], env=env)
+    if cluster_answers(env):
+        suite.pytest("integration", ["tests/integration"], env=env)
+        for scenario in molecule_scenarios():
+            suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
+        if (REPO / "bench" / "run.py").exists():
+            suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
+    if started_here and os.environ.get("TESTBED_KEEP") != "1":
+        run(["testbed/cluster.sh", "down"], env=env)
+
+    print("\n".join(["", "=== summary", *suite.lines]))
+    print(f"{suite.passed} passed, {suite.failed} failed")
+    return 1 if suite.failed else 0
+
+
+def molecule_scenarios():
+    """Scenarios that run here; `kind` needs Docker and is only syntax-checked and linted."""
+    root = REPO / "extensions" / "molecule"
+    names = sorted(p.parent.name for p in root.glob("*/molecule.yml"))
+    return [n for n in names if n != "kind"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

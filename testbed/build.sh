@@ -54,7 +54,7 @@ build_etcd() {
   local dir="$work/etcd-$ETCD_VERSION"
   mkdir -p "$dir" && cd "$dir"
   [[ -f go.mod ]] || go mod init testbed/etcd >/dev/null 2>&1
-  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" 2>/dev/null || go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
   go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
 }
 

@@ -142,3 +142,42 @@ def test_second_test_bed_up_is_idempotent_and_down_leaves_nothing(tmp_path):
     ports = [base + off for off in (1, 2, 43, 44, 47, 57, 59, 81)]
     assert [p for p in ports if _listening(p)] == []
     assert not (tmp_path / "state").exists()
+
+
+def test_hpa_scales_up_when_simulated_cpu_usage_rises(kubectl, namespace):
+    """KWOK serves kubelet metrics from the pod annotation kwok.x-k8s.io/usage-cpu;
+    metrics-server turns them into metrics.k8s.io, which the HPA controller reads."""
+    def deployment(usage):
+        return {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "busy"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "busy"}},
+                     "template": {"metadata": {"labels": {"app": "busy"},
+                                               "annotations": {"kwok.x-k8s.io/usage-cpu": usage}},
+                                  "spec": {"containers": [{"name": "c", "image": "x",
+                                                           "resources": {"requests": {"cpu": "100m"}}}]}}},
+        }
+
+    apply(kubectl, namespace, deployment("10m"), {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "busy"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "busy"},
+                 "minReplicas": 1, "maxReplicas": 4,
+                 "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                              "target": {"type": "Utilization", "averageUtilization": 70}}}]},
+    })
+
+    def current_utilization():
+        hpa = kubectl("get", "hpa", "busy", "-n", namespace, "-o", "json")
+        for metric in hpa.get("status", {}).get("currentMetrics") or []:
+            utilization = metric.get("resource", {}).get("current", {}).get("averageUtilization")
+            if utilization is not None:
+                return utilization
+        return None
+
+    low = wait_until("the HPA to read the pods' CPU usage",
+                     lambda: current_utilization() is not None, timeout=120) and current_utilization()
+    assert low < 70
+    assert kubectl("get", "deployment", "busy", "-n", namespace, "-o", "json")["spec"]["replicas"] == 1
+
+    apply(kubectl, namespace, deployment("200m"))  # 200% of the request
+    wait_until("the HPA to scale deployment/busy above 1 replica",
+               lambda: ready_replicas(kubectl, namespace, "deployment", "busy") > 1, timeout=150)

@@ -33,9 +33,9 @@ build_kubernetes() {
     # k8s.io/kubernetes replaces its staging modules with local paths; point
     # every one of them at the published release instead.
     local m
-    for m in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod"); do
+    while read -r m; do
       go mod edit -replace "$m=$m@$staging"
-    done
+    done < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod")
     grep '^godebug' "$gomod" >>go.mod || true
     go mod edit -require "k8s.io/kubernetes@$KUBERNETES_VERSION"
   fi

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The whole test suite, as `make test` runs it, ending in one summary line.
 
 Each stage runs whatever happens to the others; pytest stages count their test

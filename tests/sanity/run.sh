@@ -3,6 +3,11 @@
 # copy what git knows of the checkout there and run sanity on the copy.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+
+# The shellcheck sanity test is silently skipped without shellcheck (bindep.txt).
+if ! command -v shellcheck >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  { apt-get install -y -q shellcheck || { apt-get update -q && apt-get install -y -q shellcheck; }; } >/dev/null 2>&1 || true
+fi
 root=$repo/.build/sanity
 dest=$root/ansible_collections/toolhive/k8s
 rm -rf "$root" && mkdir -p "$dest"
@@ -10,4 +15,17 @@ cd "$repo"
 git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} "$dest/" 2>/dev/null || true
 cd "$dest"
 git init -q && git add -A
+
+# ansible-test bootstraps pip in its per-test virtualenvs with a script it
+# downloads from a host we cannot reach; give it our ensurepip-based one.
+pip_version=$(python - <<'PY'
+from ansible_test._internal.python_requirements import get_venv_packages
+from ansible_test._internal.host_configs import NativePythonConfig
+import sys
+print(get_venv_packages(NativePythonConfig(version="%d.%d" % sys.version_info[:2]))["pip"])
+PY
+) || pip_version=24.2
+cache=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+[[ -f $cache ]] || install -D -m 0644 "$repo/tests/sanity/get_pip.py" "$cache"
+
 exec ansible-test sanity --python "$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --requirements "$@"

@@ -10,7 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 API = "toolhive.stacklok.dev/v1beta1"

@@ -19,7 +19,8 @@ bin=${TESTBED_BIN:-$cache/bin}
 kubeconfig="$state/kubeconfig"
 pki="$state/pki" logs="$state/logs" pids="$state/pids"
 
-port_base=${TESTBED_PORT_BASE:-36400}
+# Below the kernel's ephemeral port range (32768+), where outgoing connections could take them.
+port_base=${TESTBED_PORT_BASE:-26400}
 etcd_port=$((port_base + 1)) etcd_peer_port=$((port_base + 2))
 api_port=$((port_base + 43)) kcm_port=$((port_base + 57)) sched_port=$((port_base + 59))
 kwok_port=$((port_base + 47)) operator_health_port=$((port_base + 81))
@@ -88,6 +89,12 @@ make_pki() {
   issue_cert apiserver "/CN=kube-apiserver" \
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
   issue_cert admin "/O=system:masters/CN=toolhive-testbed-admin"
+  # Each component its own user name, so the audit log tells their requests
+  # apart from the user's (benchmarks count only the user's).
+  local c
+  for c in kube-controller-manager kube-scheduler kwok metrics-server thv-operator; do
+    issue_cert "client-$c" "/O=system:masters/CN=testbed:$c"
+  done
   issue_cert front-proxy-client "/CN=front-proxy-client" "" front-proxy-ca
   issue_cert metrics-server "/CN=metrics-server" "DNS:localhost,IP:127.0.0.1"
   issue_cert kwok "/CN=kwok" "DNS:localhost,IP:127.0.0.1"
@@ -95,8 +102,8 @@ make_pki() {
   openssl ec -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 }
 
-write_kubeconfig() {
-  cat >"$kubeconfig" <<EOF
+write_kubeconfig() { # write_kubeconfig FILE CERT : a kubeconfig for one client certificate
+  cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -105,16 +112,24 @@ clusters:
     server: https://127.0.0.1:$api_port
     certificate-authority: $pki/ca.crt
 users:
-- name: admin
+- name: $2
   user:
-    client-certificate: $pki/admin.crt
-    client-key: $pki/admin.key
+    client-certificate: $pki/$2.crt
+    client-key: $pki/$2.key
 contexts:
 - name: toolhive-testbed
-  context: {cluster: toolhive-testbed, user: admin}
+  context: {cluster: toolhive-testbed, user: $2}
 current-context: toolhive-testbed
 EOF
-  chmod 600 "$kubeconfig"
+  chmod 600 "$1"
+}
+
+write_kubeconfigs() {
+  write_kubeconfig "$kubeconfig" admin
+  local c
+  for c in kube-controller-manager kube-scheduler kwok metrics-server thv-operator; do
+    write_kubeconfig "$state/kubeconfig-$c" "client-$c"
+  done
 }
 
 # --- components -----------------------------------------------------------
@@ -156,8 +171,9 @@ EOF
 }
 
 start_controller_manager() {
+  local config="$state/kubeconfig-kube-controller-manager"
   start kube-controller-manager "$bin/kube-controller-manager" \
-    --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+    --kubeconfig "$config" --authentication-kubeconfig "$config" --authorization-kubeconfig "$config" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
@@ -169,8 +185,9 @@ start_controller_manager() {
 }
 
 start_scheduler() {
+  local config="$state/kubeconfig-kube-scheduler"
   start kube-scheduler "$bin/kube-scheduler" \
-    --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+    --kubeconfig "$config" --authentication-kubeconfig "$config" --authorization-kubeconfig "$config" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false --v=1
 }
 
@@ -188,10 +205,11 @@ kwok_stages() { # KWOK's own stage and metric files, from its module: node and p
 }
 
 start_kwok() {
+  local config="$state/kubeconfig-kwok"
   mkdir -p "$state/kwok"
   [[ -s "$state/kwok/stages.yaml" ]] || kwok_stages >"$state/kwok/stages.yaml"
   KWOK_WORKDIR="$state/kwok" start kwok "$bin/kwok" \
-    --kubeconfig "$kubeconfig" --config "$state/kwok/stages.yaml" \
+    --kubeconfig "$config" --config "$state/kwok/stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
     --tls-cert-file "$pki/kwok.crt" --tls-private-key-file "$pki/kwok.key" \
@@ -236,22 +254,24 @@ install_crds() {
 }
 
 start_operator() {
+  local config="$state/kubeconfig-thv-operator"
   kc get namespace "$operator_namespace" >/dev/null 2>&1 || kc create namespace "$operator_namespace" >/dev/null
   POD_NAMESPACE=$operator_namespace TOOLHIVE_SKIP_UPDATE_CHECK=true \
     TOOLHIVE_RUNNER_IMAGE="ghcr.io/stacklok/toolhive/proxyrunner:$TOOLHIVE_VERSION" \
     VMCP_IMAGE="ghcr.io/stacklok/toolhive/vmcp:$TOOLHIVE_VERSION" \
-    KUBECONFIG="$kubeconfig" \
+    KUBECONFIG="$config" \
     start thv-operator "$bin/thv-operator" \
-    --kubeconfig "$kubeconfig" --metrics-bind-address 0 \
+    --kubeconfig "$config" --metrics-bind-address 0 \
     --health-probe-bind-address "127.0.0.1:$operator_health_port"
 }
 
 # metrics-server scrapes KWOK's simulated kubelet metrics and serves
 # metrics.k8s.io, so the HPA controller sees pods' (annotated) CPU usage.
 start_metrics_server() {
+  local config="$state/kubeconfig-metrics-server"
   [[ -x "$bin/metrics-server" ]] || return 0
   start metrics-server "$bin/metrics-server" \
-    --kubeconfig "$kubeconfig" --authentication-kubeconfig "$kubeconfig" --authorization-kubeconfig "$kubeconfig" \
+    --kubeconfig "$config" --authentication-kubeconfig "$config" --authorization-kubeconfig "$config" \
     --bind-address 127.0.0.1 --secure-port "$metrics_port" \
     --tls-cert-file "$pki/metrics-server.crt" --tls-private-key-file "$pki/metrics-server.key" \
     --kubelet-insecure-tls --kubelet-use-node-status-port --kubelet-preferred-address-types InternalIP \
@@ -304,7 +324,7 @@ up_testbed() {
   "$here/build.sh"
   mkdir -p "$state" "$logs" "$pids"
   make_pki
-  write_kubeconfig
+  write_kubeconfigs
   local t0=$SECONDS
   start_etcd
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"

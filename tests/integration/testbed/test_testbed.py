@@ -121,7 +121,7 @@ def _listening(port):
 
 def test_second_test_bed_up_is_idempotent_and_down_leaves_nothing(tmp_path):
     """A throw-away test bed on other ports: up twice, then down."""
-    base = 37400
+    base = 27400
     env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base))
     script = str(REPO / "testbed" / "cluster.sh")
     first = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -180,3 +180,23 @@ def test_hpa_scales_up_when_simulated_cpu_usage_rises(kubectl, namespace):
     apply(kubectl, namespace, deployment("200m"))  # 200% of the request
     wait_until("the HPA to scale deployment/busy above 1 replica",
                lambda: ready_replicas(kubectl, namespace, "deployment", "busy") > 1, timeout=150)
+
+
+def test_failed_component_is_reported_with_its_log_tail(tmp_path):
+    """The API server's port is taken: `up` fails, names the component, shows its log."""
+    base = 28400
+    env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base))
+    script = str(REPO / "testbed" / "cluster.sh")
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", base + 43))
+        squatter.listen()
+        up = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=180, check=False)
+    try:
+        assert up.returncode != 0
+        assert "FAILED: kube-apiserver did not become ready" in up.stderr
+        assert "address already in use" in up.stderr  # the tail of the component's own log
+    finally:
+        down = subprocess.run([script, "down"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 0
+    assert not [p for p in (base + 1, base + 2, base + 43) if _listening(p)]

@@ -1,0 +1,311 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small JSON client for the Kubernetes API.
+
+Importing the kubernetes Python client costs about a second (it loads every
+model); a module that patches one object does not need that. This client speaks
+JSON over urllib3 (a dependency of the kubernetes client) and understands the
+common kubeconfig entries itself: tokens, client certificates, CA bundles,
+insecure-skip-tls-verify, proxy-url. Only exotic authentication (exec plugins,
+auth-provider) falls back to the kubernetes client, loaded on demand.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, connection_error
+
+IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+# Same option names and K8S_AUTH_* variables as kubernetes.core (and AWX's
+# Kubernetes credential): users learn nothing new.
+AUTH_ARG_SPEC = dict(
+    kubeconfig=dict(type="raw", fallback=(env_fallback, ["K8S_AUTH_KUBECONFIG"])),
+    context=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_CONTEXT"])),
+    host=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_HOST"])),
+    api_key=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_API_KEY"])),
+    username=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_USERNAME"])),
+    password=dict(type="str", no_log=True, fallback=(env_fallback, ["K8S_AUTH_PASSWORD"])),
+    validate_certs=dict(type="bool", aliases=["verify_ssl"], fallback=(env_fallback, ["K8S_AUTH_VERIFY_SSL"])),
+    ca_cert=dict(type="path", aliases=["ssl_ca_cert"], fallback=(env_fallback, ["K8S_AUTH_SSL_CA_CERT"])),
+    client_cert=dict(type="path", aliases=["cert_file"], fallback=(env_fallback, ["K8S_AUTH_CERT_FILE"])),
+    client_key=dict(type="path", aliases=["key_file"], no_log=False, fallback=(env_fallback, ["K8S_AUTH_KEY_FILE"])),
+    proxy=dict(type="str", fallback=(env_fallback, ["K8S_AUTH_PROXY"])),
+    request_timeout=dict(type="float", default=30.0),
+)
+
+CONTENT_TYPES = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+
+class Connection:
+    """Where the API server is and how to authenticate to it."""
+
+    def __init__(self, host, headers=None, ca_file=None, ca_data=None, cert_file=None, key_file=None,
+                 verify=True, proxy=None, source=""):
+        self.host = host.rstrip("/")
+        self.headers = headers or {}
+        self.ca_file = ca_file
+        self.ca_data = ca_data
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.verify = verify
+        self.proxy = proxy
+        self.source = source
+
+
+def _data_file(data):
+    """A private temp file holding base64-decoded kubeconfig data (ssl wants files)."""
+    handle = tempfile.NamedTemporaryFile(prefix="toolhive-k8s-", delete=False)
+    with handle:
+        handle.write(base64.b64decode(data))
+    os.chmod(handle.name, 0o600)
+    return handle.name
+
+
+def _relative(path, base_dir):
+    if path and not os.path.isabs(path):
+        return os.path.join(base_dir, path)
+    return path
+
+
+def _named(entries, name, what, path):
+    for entry in entries or []:
+        if entry.get("name") == name:
+            return entry.get(what) or {}
+    raise K8sError("kubeconfig %s has no %s named %r" % (path, what, name))
+
+
+def _kubeconfig_paths(kubeconfig):
+    if kubeconfig:
+        return [kubeconfig] if isinstance(kubeconfig, str) else None
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [p for p in env.split(os.pathsep) if p]
+    default = os.path.expanduser("~/.kube/config")
+    return [default] if os.path.exists(default) else []
+
+
+def connection_from_kubeconfig(kubeconfig, context=None):
+    """Read a kubeconfig (path, list of paths via KUBECONFIG, or a dict)."""
+    import yaml
+
+    if isinstance(kubeconfig, dict):
+        config, path = kubeconfig, "<dict>"
+    else:
+        path = kubeconfig
+        if not os.path.exists(path):
+            raise K8sError("kubeconfig %s does not exist: set `kubeconfig` (or K8S_AUTH_KUBECONFIG) to a "
+                           "readable file" % path)
+        with open(path) as handle:
+            config = yaml.safe_load(handle) or {}
+    base_dir = os.path.dirname(os.path.abspath(path)) if path != "<dict>" else os.getcwd()
+    context_name = context or config.get("current-context")
+    if not context_name:
+        raise K8sError("kubeconfig %s has no current-context: set `context`" % path)
+    ctx = _named(config.get("contexts"), context_name, "context", path)
+    cluster = _named(config.get("clusters"), ctx.get("cluster"), "cluster", path)
+    user = _named(config.get("users"), ctx.get("user"), "user", path) if ctx.get("user") else {}
+
+    if "exec" in user or "auth-provider" in user:
+        return _connection_from_kubernetes_client(kubeconfig, context_name)
+
+    headers = {}
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        with open(_relative(user["tokenFile"], base_dir)) as handle:
+            token = handle.read().strip()
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    elif user.get("username"):
+        basic = "%s:%s" % (user["username"], user.get("password", ""))
+        headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
+
+    cert_file = _relative(user.get("client-certificate"), base_dir)
+    if user.get("client-certificate-data"):
+        cert_file = _data_file(user["client-certificate-data"])
+    key_file = _relative(user.get("client-key"), base_dir)
+    if user.get("client-key-data"):
+        key_file = _data_file(user["client-key-data"])
+    ca_data = None
+    if cluster.get("certificate-authority-data"):
+        ca_data = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    return Connection(
+        host=cluster["server"], headers=headers,
+        ca_file=_relative(cluster.get("certificate-authority"), base_dir), ca_data=ca_data,
+        cert_file=cert_file, key_file=key_file,
+        verify=not cluster.get("insecure-skip-tls-verify", False),
+        proxy=cluster.get("proxy-url"), source="kubeconfig %s (context %s)" % (path, context_name))
+
+
+def _connection_from_kubernetes_client(kubeconfig, context):
+    """Exec plugins and auth-providers: let the kubernetes client work out the credentials."""
+    from kubernetes import config as kube_config  # slow import, only for exotic auth
+    from kubernetes.client import Configuration
+
+    configuration = Configuration()
+    kube_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    headers = {}
+    api_key = configuration.api_key.get("authorization")
+    if api_key:
+        headers["Authorization"] = api_key if " " in api_key else "Bearer " + api_key
+    return Connection(host=configuration.host, headers=headers, ca_file=configuration.ssl_ca_cert,
+                      cert_file=configuration.cert_file, key_file=configuration.key_file,
+                      verify=configuration.verify_ssl, proxy=configuration.proxy,
+                      source="kubeconfig %s (context %s)" % (kubeconfig, context))
+
+
+def _in_cluster():
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    token_file = os.path.join(IN_CLUSTER_DIR, "token")
+    if not (host and port and os.path.exists(token_file)):
+        return None
+    with open(token_file) as handle:
+        token = handle.read().strip()
+    if ":" in host:
+        host = "[%s]" % host
+    return Connection(host="https://%s:%s" % (host, port), headers={"Authorization": "Bearer " + token},
+                      ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), source="in-cluster service account")
+
+
+def resolve_connection(params):
+    """The connection the options describe, in kubernetes.core's order of precedence:
+    explicit host/credentials, then a kubeconfig, then the in-cluster service account."""
+    connection = None
+    if params.get("host") and not params.get("kubeconfig"):
+        connection = Connection(host=params["host"], source="host %s" % params["host"])
+    else:
+        paths = _kubeconfig_paths(params.get("kubeconfig"))
+        kubeconfig = params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None
+        if kubeconfig is None and paths:
+            kubeconfig = paths[0]
+        if kubeconfig:
+            connection = connection_from_kubeconfig(kubeconfig, params.get("context"))
+        else:
+            connection = _in_cluster()
+    if connection is None:
+        raise K8sError("no Kubernetes cluster configured: set `kubeconfig` or `host` and `api_key` "
+                       "(or K8S_AUTH_KUBECONFIG / K8S_AUTH_HOST and K8S_AUTH_API_KEY), or run in a pod "
+                       "with a service account")
+    # Explicit options override what the kubeconfig says.
+    if params.get("host"):
+        connection.host = params["host"].rstrip("/")
+    if params.get("api_key"):
+        key = params["api_key"]
+        connection.headers["Authorization"] = key if key.lower().startswith("bearer ") else "Bearer " + key
+    elif params.get("username"):
+        basic = "%s:%s" % (params["username"], params.get("password") or "")
+        connection.headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
+    if params.get("ca_cert"):
+        connection.ca_file, connection.ca_data = params["ca_cert"], None
+    if params.get("client_cert"):
+        connection.cert_file = params["client_cert"]
+    if params.get("client_key"):
+        connection.key_file = params["client_key"]
+    if params.get("validate_certs") is not None:
+        connection.verify = params["validate_certs"]
+    if params.get("proxy"):
+        connection.proxy = params["proxy"]
+    return connection
+
+
+class K8sClient:
+    """JSON requests to the API server, with API errors turned into K8sError."""
+
+    def __init__(self, connection, timeout=30.0):
+        import urllib3
+
+        self.connection = connection
+        self.timeout = timeout
+        self._urllib3 = urllib3
+        kwargs = dict(ssl_context=self._ssl_context(), timeout=urllib3.Timeout(total=timeout),
+                      retries=False, maxsize=4)
+        if not connection.verify:
+            kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        if connection.proxy:
+            self.pool = urllib3.ProxyManager(connection.proxy, **kwargs)
+        else:
+            self.pool = urllib3.PoolManager(**kwargs)
+
+    def _ssl_context(self):
+        conn = self.connection
+        context = ssl.create_default_context()
+        if not conn.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif conn.ca_file or conn.ca_data:
+            context = ssl.create_default_context(cafile=conn.ca_file, cadata=conn.ca_data)
+        if conn.cert_file:
+            context.load_cert_chain(conn.cert_file, conn.key_file)
+        return context
+
+    def request(self, method, path, body=None, params=None, content_type="application/json"):
+        url = self.connection.host + path
+        if params:
+            url += "?" + "&".join("%s=%s" % (k, _quote(v)) for k, v in params.items() if v is not None)
+        headers = dict(self.connection.headers, Accept="application/json")
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body).encode()
+        try:
+            response = self.pool.request(method, url, body=data, headers=headers)
+        except self._urllib3.exceptions.HTTPError as exc:
+            raise connection_error(self.connection, exc)
+        payload = response.data.decode("utf-8") if response.data else ""
+        if response.status >= 400:
+            raise K8sError.from_response(response.status, payload, method, path)
+        return json.loads(payload) if payload else {}
+
+    def get(self, path, **params):
+        return self.request("GET", path, params=params or None)
+
+    def get_or_none(self, path, **params):
+        try:
+            return self.get(path, **params)
+        except K8sError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, path, body, dry_run=False):
+        return self.request("POST", path, body, params={"dryRun": "All"} if dry_run else None)
+
+    def patch(self, path, body, patch_type="merge", dry_run=False, field_manager=None):
+        params = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
+        return self.request("PATCH", path, body, params=params, content_type=CONTENT_TYPES[patch_type])
+
+    def delete(self, path, dry_run=False):
+        return self.request("DELETE", path, params={"dryRun": "All"} if dry_run else None)
+
+
+def _quote(value):
+    try:
+        from urllib.parse import quote
+    except ImportError:  # pragma: no cover - Python 2 is not supported by this collection
+        from urllib import quote
+    return quote(str(value), safe="")
+
+
+def client_from_module(module):
+    """A K8sClient for an AnsibleModule whose argument spec includes AUTH_ARG_SPEC."""
+    try:
+        connection = resolve_connection(module.params)
+        return K8sClient(connection, timeout=module.params.get("request_timeout") or 30.0)
+    except K8sError as exc:
+        module.fail_json(msg=str(exc))
+    except (IOError, OSError, ssl.SSLError, ValueError) as exc:
+        module.fail_json(msg="cannot set up the connection to Kubernetes: %s" % exc)

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""ToolHive resources, the workloads the operator runs for them, and their HPAs.
+
+The workload is found from the resource itself (labels and the controller
+owner reference), never from a guessed name: a VirtualMCPServer `v` runs
+Deployment `v` (the public guide's `vmcp-v` is the Service).
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+
+GROUP = "toolhive.stacklok.dev"
+PLURALS = {
+    "MCPServer": "mcpservers",
+    "VirtualMCPServer": "virtualmcpservers",
+    "MCPGroup": "mcpgroups",
+    "MCPExternalAuthConfig": "mcpexternalauthconfigs",
+}
+APP_LABEL = {"MCPServer": "mcpserver", "VirtualMCPServer": "virtualmcpserver"}
+WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+
+
+def cr_path(kind, namespace, name=None, api_version="v1beta1"):
+    path = "/apis/%s/%s/namespaces/%s/%s" % (GROUP, api_version, namespace, PLURALS[kind])
+    return path + "/" + name if name else path
+
+
+def workload_path(kind, namespace, name=None, subresource=None):
+    path = "/apis/apps/v1/namespaces/%s/%s" % (namespace, WORKLOAD_PLURALS[kind])
+    if name:
+        path += "/" + name
+    if subresource:
+        path += "/" + subresource
+    return path
+
+
+def hpa_path(namespace, name=None):
+    path = "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers" % namespace
+    return path + "/" + name if name else path
+
+
+def get_resource(client, kind, name, namespace, api_version="v1beta1"):
+    try:
+        return client.get(cr_path(kind, namespace, name, api_version))
+    except K8sError as exc:
+        if exc.status == 404:
+            if exc.details.get("name") == name or "not found" in str(exc):
+                crd = client.get_or_none("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s.%s"
+                                         % (PLURALS[kind], GROUP))
+                if crd is None:
+                    raise K8sError(crds_missing_message([kind]), status=404)
+                raise K8sError("%s %s/%s does not exist: check the name and the namespace"
+                               % (kind, namespace, name), status=404)
+        raise
+
+
+def crds_missing_message(kinds):
+    return ("the ToolHive CRDs for %s are not installed (the ToolHive operator is missing): install them with "
+            "the role toolhive.k8s.operator, or `helm upgrade --install toolhive-operator-crds "
+            "oci://ghcr.io/stacklok/toolhive/toolhive-operator-crds` and the toolhive-operator chart"
+            % ", ".join(sorted(set(kinds))))
+
+
+def _owned_by(obj, kind, name):
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("name") == name and ref.get("controller"):
+            return True
+    return False
+
+
+class Workload:
+    """A Deployment or StatefulSet that runs (part of) a ToolHive resource."""
+
+    def __init__(self, role, kind, name, namespace, obj):
+        self.role = role
+        self.kind = kind
+        self.name = name
+        self.namespace = namespace
+        self.obj = obj
+
+    @property
+    def exists(self):
+        return self.obj is not None
+
+    @property
+    def spec_replicas(self):
+        return (self.obj or {}).get("spec", {}).get("replicas")
+
+    def counts(self):
+        status = (self.obj or {}).get("status", {})
+        return {
+            "kind": self.kind, "name": self.name, "role": self.role, "exists": self.exists,
+            "spec": self.spec_replicas, "current": status.get("replicas", 0),
+            "ready": status.get("readyReplicas", 0), "updated": status.get("updatedReplicas", 0),
+        }
+
+    def path(self, subresource=None):
+        return workload_path(self.kind, self.namespace, self.name, subresource)
+
+    def kubectl_ref(self):
+        return "%s/%s" % (self.kind.lower(), self.name)
+
+
+def find_workload(client, resource_kind, name, namespace, role):
+    """The workload of one role ("vmcp", "proxy", "backend") of a ToolHive resource.
+
+    Returns a Workload whose obj is None when the operator has not created it (yet).
+    """
+    kind = "StatefulSet" if role == "backend" else "Deployment"
+    selector = "app.kubernetes.io/instance=%s" % name
+    if role != "backend":
+        selector += ",app=%s" % APP_LABEL[resource_kind]
+    items = client.get(workload_path(kind, namespace), labelSelector=selector).get("items", [])
+    owned = [i for i in items if _owned_by(i, resource_kind, name)]
+    # The backend StatefulSet is created by the proxy runner, not the operator:
+    # it carries the instance label but may have no owner reference.
+    candidates = owned or [i for i in items if role == "backend" and i["metadata"]["name"] == name]
+    obj = candidates[0] if candidates else None
+    return Workload(role, kind, obj["metadata"]["name"] if obj else name, namespace, obj)
+
+
+def roles_of(kind):
+    return ("vmcp",) if kind == "VirtualMCPServer" else ("proxy", "backend")
+
+
+def role_for_target(kind, target):
+    if kind == "VirtualMCPServer":
+        return "vmcp"
+    return "backend" if target == "backend" else "proxy"
+
+
+def hpas_for(client, namespace, workloads):
+    """{role: hpa} for HPAs whose scaleTargetRef is one of the workloads."""
+    items = client.get(hpa_path(namespace)).get("items", [])
+    found = {}
+    for workload in workloads:
+        for hpa in items:
+            ref = hpa.get("spec", {}).get("scaleTargetRef", {})
+            if ref.get("kind") == workload.kind and ref.get("name") == workload.name:
+                found[workload.role] = hpa
+    return found
+
+
+def hpa_summary(hpa):
+    spec, status = hpa.get("spec", {}), hpa.get("status", {})
+    metrics = []
+    for metric in status.get("currentMetrics") or []:
+        resource = metric.get("resource") or {}
+        if resource.get("current", {}).get("averageUtilization") is not None:
+            metrics.append("%s %s%%" % (resource.get("name"), resource["current"]["averageUtilization"]))
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    active = conditions.get("ScalingActive", {})
+    return {
+        "name": hpa["metadata"]["name"], "min_replicas": spec.get("minReplicas"),
+        "max_replicas": spec.get("maxReplicas"), "current_replicas": status.get("currentReplicas"),
+        "desired_replicas": status.get("desiredReplicas"), "current_metrics": metrics,
+        "scaling_active": active.get("status"), "scaling_active_reason": active.get("reason"),
+    }
+
+
+def wait_for_ready(client, workload, replicas, timeout, describe):
+    """Poll until the workload runs `replicas` up-to-date ready pods; returns its counts.
+
+    describe(): a string with the resource's conditions for the timeout message.
+    """
+    deadline = time.time() + timeout
+    while True:
+        obj = client.get(workload.path())
+        workload.obj = obj
+        status = obj.get("status", {})
+        observed = status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+        if observed and obj["spec"].get("replicas") == replicas and status.get("readyReplicas", 0) == replicas \
+                and status.get("updatedReplicas", 0) == replicas and status.get("replicas", 0) == replicas:
+            return workload.counts()
+        if time.time() >= deadline:
+            counts = workload.counts()
+            raise K8sError("timed out after %ss waiting for %s %s/%s to run %d ready replicas: spec %s, current "
+                           "%s, ready %s, updated %s. %s" % (timeout, workload.kind, workload.namespace,
+                                                            workload.name, replicas, counts["spec"],
+                                                            counts["current"], counts["ready"],
+                                                            counts["updated"], describe()))
+        time.sleep(1)
+
+
+def describe_conditions(resource):
+    conditions = (resource or {}).get("status", {}).get("conditions") or []
+    if not conditions:
+        return "The resource reports no conditions."
+    return "Conditions: " + "; ".join("%s=%s (%s)" % (c.get("type"), c.get("status"), c.get("reason"))
+                                      for c in conditions)

@@ -1,0 +1,267 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: scale
+short_description: Scale a ToolHive MCPServer or VirtualMCPServer, like kubectl scale
+version_added: 0.1.0
+description:
+  - Sets the replica count of the workload behind a ToolHive resource: the Deployment of a
+    VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer.
+  - The workload is found from the resource (labels and owner reference), never from a guessed name.
+    The public scaling guide's C(kubectl scale deployment vmcp-NAME) names the Service and fails.
+  - If the resource sets C(spec.replicas) (or C(spec.backendReplicas) for the backend), the operator owns
+    the count, so the resource is patched. Otherwise the workload's scale subresource is patched, as
+    C(kubectl scale) does. RV(method) says which.
+  - Refuses, before writing anything, more than one replica of a stdio server, an HPA that targets the
+    workload (it would undo the change) unless O(force), and more than one replica without Redis
+    session storage unless O(allow_without_session_storage).
+author:
+  - toolhive.k8s maintainers
+extends_documentation_fragment:
+  - toolhive.k8s.auth
+attributes:
+  check_mode:
+    support: full
+    description: Computes the change and validates it with a server-side dry run; writes nothing.
+  diff_mode:
+    support: full
+    description: Shows the replica count before and after.
+options:
+  kind:
+    description: Kind of the ToolHive resource.
+    type: str
+    required: true
+    choices: [VirtualMCPServer, MCPServer]
+  name:
+    description: Name of the resource.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the resource.
+    type: str
+    required: true
+  target:
+    description:
+      - Which workload of an MCPServer to scale, the proxy Deployment or the backend StatefulSet.
+      - Ignored for a VirtualMCPServer (it has one Deployment).
+    type: str
+    choices: [proxy, backend]
+    default: proxy
+  replicas:
+    description: The replica count wanted.
+    type: int
+    required: true
+  current_replicas:
+    description:
+      - Precondition, like C(kubectl scale --current-replicas). Scale only if the count is this now;
+        otherwise fail without writing.
+    type: int
+  force:
+    description: Scale even though an HPA targets the workload (it will change the count again).
+    type: bool
+    default: false
+  allow_without_session_storage:
+    description:
+      - Allow more than one replica without Redis session storage. Each replica then keeps its own
+        sessions; the module warns instead of failing.
+    type: bool
+    default: false
+  wait:
+    description: Wait until the workload runs O(replicas) ready, up-to-date replicas.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait when O(wait) is true. On timeout the task fails with the replica counts
+      and the resource's conditions.
+    type: int
+    default: 120
+  api_version:
+    description: Version of the ToolHive API (C(v1alpha1) for operators older than v0.23).
+    type: str
+    default: v1beta1
+    choices: [v1beta1, v1alpha1]
+seealso:
+  - module: toolhive.k8s.autoscale
+  - module: toolhive.k8s.status
+  - module: kubernetes.core.k8s_scale
+"""
+
+EXAMPLES = r"""
+- name: Scale the vMCP gateway to 3 replicas (its Deployment is "gateway", not "vmcp-gateway")
+  toolhive.k8s.scale:
+    kind: VirtualMCPServer
+    name: gateway
+    namespace: toolhive
+    replicas: 3
+
+- name: Scale an MCPServer's backend, only if it runs 1 replica now, without waiting
+  toolhive.k8s.scale:
+    kind: MCPServer
+    name: fetch
+    namespace: toolhive
+    target: backend
+    replicas: 2
+    current_replicas: 1
+    wait: false
+
+- name: Scale while an HPA owns the count (it will take over again)
+  toolhive.k8s.scale:
+    kind: VirtualMCPServer
+    name: gateway
+    namespace: toolhive
+    replicas: 5
+    force: true
+"""
+
+RETURN = r"""
+method:
+  description: C(resource) when the resource's replica field was patched (the operator owns the count),
+    C(scale) when the workload's scale subresource was patched, C(none) when nothing had to change.
+  returned: always
+  type: str
+  sample: scale
+field:
+  description: The replica field of the resource that governs the workload.
+  returned: always
+  type: str
+  sample: replicas
+before:
+  description: Replica count before the task.
+  returned: always
+  type: int
+  sample: 1
+after:
+  description: Replica count after the task (wanted).
+  returned: always
+  type: int
+  sample: 3
+workload:
+  description: The workload scaled and its replica counts after the task (after waiting, if O(wait)).
+  returned: always
+  type: dict
+  sample: {kind: Deployment, name: gateway, role: vmcp, exists: true, spec: 3, current: 3, ready: 3, updated: 3}
+ready_replicas:
+  description: Ready replicas of the workload after the task.
+  returned: always
+  type: int
+  sample: 3
+command:
+  description: The equivalent kubectl command.
+  returned: always
+  type: str
+  sample: kubectl scale deployment/gateway --namespace toolhive --replicas=3
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, client_from_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
+    cr_path, describe_conditions, find_workload, get_resource, hpas_for, role_for_target, wait_for_ready)
+
+
+def kubectl_command(method, kind, name, namespace, field, replicas, workload, current_replicas):
+    if method == "resource":
+        patch = json.dumps({"spec": {field: replicas}}, separators=(",", ":"))
+        return "kubectl patch %s %s --namespace %s --type merge -p '%s'" % (kind.lower(), name, namespace, patch)
+    command = "kubectl scale %s --namespace %s --replicas=%d" % (workload.kubectl_ref(), namespace, replicas)
+    if current_replicas is not None:
+        command += " --current-replicas=%d" % current_replicas
+    return command
+
+
+def refuse(module, params, spec, field, workload, hpas):
+    """Fail before any write for what the operator or an HPA would undo."""
+    kind, replicas = params["kind"], params["replicas"]
+    where = guards.label(kind, params["namespace"], params["name"]) + ": "
+    problem = guards.stdio_replica_problem(kind, spec, field, replicas)
+    if problem:
+        module.fail_json(msg=where + "refusing to scale to %d: %s" % (replicas, problem))
+    hpa = hpas.get(workload.role)
+    if hpa and not params["force"]:
+        module.fail_json(msg=where + "HPA %s targets %s %s and would undo the change. Fix: change the HPA "
+                                     "(toolhive.k8s.autoscale), remove it (state: absent), or set force: true"
+                                     % (hpa["metadata"]["name"], workload.kind, workload.name))
+    problem = guards.session_storage_problem(kind, spec, field, replicas)
+    if problem:
+        if not params["allow_without_session_storage"]:
+            module.fail_json(msg=where + problem)
+        module.warn(where + problem)
+
+
+def run(module, client):
+    params = module.params
+    kind, name, namespace, replicas = params["kind"], params["name"], params["namespace"], params["replicas"]
+    if replicas < 0:
+        module.fail_json(msg="replicas must be 0 or more, got %d" % replicas)
+    resource = get_resource(client, kind, name, namespace, params["api_version"])
+    spec = resource.get("spec") or {}
+    field = guards.field_for_target(kind, params["target"])
+    workload = find_workload(client, kind, name, namespace, role_for_target(kind, params["target"]))
+    if not workload.exists:
+        module.fail_json(msg="%s: the operator has not created its %s %s yet (the backend StatefulSet is created "
+                             "by the proxy runner once its pod runs); check toolhive.k8s.status"
+                             % (guards.label(kind, namespace, name), workload.role, workload.kind))
+    refuse(module, params, spec, field, workload, hpas_for(client, namespace, [workload]))
+
+    method = "resource" if spec.get(field) is not None else "scale"
+    before = spec[field] if method == "resource" else workload.spec_replicas
+    if params["current_replicas"] is not None and before != params["current_replicas"]:
+        module.fail_json(msg="%s: expected %d current replicas (current_replicas) but found %s; nothing was changed"
+                             % (guards.label(kind, namespace, name), params["current_replicas"], before))
+    changed = before != replicas
+    result = dict(changed=changed, method=method if changed else "none", field=field, before=before, after=replicas,
+                  command=kubectl_command(method, kind, name, namespace, field, replicas, workload,
+                                          params["current_replicas"]))
+    if module._diff:
+        result["diff"] = dict(before={field: before}, after={field: replicas},
+                              before_header="%s %s" % (workload.kind, workload.name),
+                              after_header="%s %s" % (workload.kind, workload.name))
+    if changed:
+        body = {"spec": {field if method == "resource" else "replicas": replicas}}
+        path = cr_path(kind, namespace, name, params["api_version"]) if method == "resource" else workload.path("scale")
+        client.patch(path, body, dry_run=module.check_mode)
+    if params["wait"] and not module.check_mode:
+        wait_for_ready(client, workload, replicas, params["wait_timeout"],
+                       lambda: describe_conditions(client.get_or_none(cr_path(kind, namespace, name,
+                                                                              params["api_version"]))))
+    elif not module.check_mode:
+        workload.obj = client.get(workload.path())
+    result["workload"] = workload.counts()
+    result["ready_replicas"] = result["workload"]["ready"]
+    return result
+
+
+def main():
+    argument_spec = dict(
+        AUTH_ARG_SPEC,
+        kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        target=dict(type="str", choices=["proxy", "backend"], default="proxy"),
+        replicas=dict(type="int", required=True),
+        current_replicas=dict(type="int"),
+        force=dict(type="bool", default=False),
+        allow_without_session_storage=dict(type="bool", default=False),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=120),
+        api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    client = client_from_module(module)
+    try:
+        module.exit_json(**run(module, client))
+    except K8sError as exc:
+        module.fail_json(msg=str(exc), status=exc.status)
+
+
+if __name__ == "__main__":
+    main()

@@ -179,11 +179,10 @@ def wait_for_ready(client, workload, replicas, timeout, describe):
             return workload.counts()
         if time.time() >= deadline:
             counts = workload.counts()
-            raise K8sError("timed out after %ss waiting for %s %s/%s to run %d ready replicas: spec %s, current "
-                           "%s, ready %s, updated %s. %s" % (timeout, workload.kind, workload.namespace,
-                                                            workload.name, replicas, counts["spec"],
-                                                            counts["current"], counts["ready"],
-                                                            counts["updated"], describe()))
+            what = "%s %s/%s" % (workload.kind, workload.namespace, workload.name)
+            raise K8sError("timed out after %ss waiting for %s to run %d ready replicas: spec %s, current %s, "
+                           "ready %s, updated %s. %s" % (timeout, what, replicas, counts["spec"], counts["current"],
+                                                         counts["ready"], counts["updated"], describe()))
         time.sleep(1)
 
 

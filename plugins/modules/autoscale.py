@@ -10,18 +10,18 @@ module: autoscale
 short_description: An autoscaling/v2 HPA for a ToolHive server, like kubectl autoscale but idempotent
 version_added: 0.1.0
 description:
-  - Creates or updates a HorizontalPodAutoscaler aimed at the workload behind a ToolHive resource: the
-    Deployment of a VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer.
+  - Creates or updates a HorizontalPodAutoscaler aimed at the workload behind a ToolHive resource (the
+    Deployment of a VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer).
   - The HPA is named after the workload, as C(kubectl autoscale) names it; the backend StatefulSet's HPA
     of an MCPServer is named C(NAME-backend), since the proxy Deployment has the same name.
   - A second run with the same options changes nothing (C(kubectl autoscale) fails when the HPA exists).
-  - Refuses when the resource sets C(spec.replicas) (C(spec.backendReplicas) for the backend): the operator
+  - Refuses when the resource sets C(spec.replicas) (C(spec.backendReplicas) for the backend), since the operator
     would reset the count the HPA sets. O(release_replicas=true) removes that field so the operator leaves
     the count to the HPA. Refuses stdio MCPServers (the operator keeps them at 1 replica).
   - Warns when the server has no Redis session storage.
   - O(state=absent) removes the HPA and nothing else.
 author:
-  - toolhive.k8s maintainers
+  - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
 attributes:

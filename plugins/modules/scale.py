@@ -10,8 +10,8 @@ module: scale
 short_description: Scale a ToolHive MCPServer or VirtualMCPServer, like kubectl scale
 version_added: 0.1.0
 description:
-  - Sets the replica count of the workload behind a ToolHive resource: the Deployment of a
-    VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer.
+  - Sets the replica count of the workload behind a ToolHive resource (the Deployment of a
+    VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer).
   - The workload is found from the resource (labels and owner reference), never from a guessed name.
     The public scaling guide's C(kubectl scale deployment vmcp-NAME) names the Service and fails.
   - If the resource sets C(spec.replicas) (or C(spec.backendReplicas) for the backend), the operator owns
@@ -21,7 +21,7 @@ description:
     workload (it would undo the change) unless O(force), and more than one replica without Redis
     session storage unless O(allow_without_session_storage).
 author:
-  - toolhive.k8s maintainers
+  - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
 attributes:

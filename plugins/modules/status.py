@@ -1,0 +1,289 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: status
+short_description: The scaling picture of ToolHive servers, and waiting on their conditions
+version_added: 0.1.0
+description:
+  - Reports, for each MCPServer or VirtualMCPServer, its phase, generation against observed generation, every
+    condition, the spec, current and ready replicas of each workload, the HPA that targets it (if any), the
+    session storage in use, and C(findings), plain sentences about what will hurt (several replicas without
+    Redis, an HPA fighting C(spec.replicas), an over-scaled stdio server, ClientIP affinity with several replicas,
+    a C(keyPrefix) without C(:)).
+  - With O(wait_for), waits until every resource has the expected conditions; on timeout it fails naming the
+    conditions it saw.
+  - Reads only; never changes anything.
+author:
+  - toolhive.k8s maintainers (@toolhive-k8s)
+extends_documentation_fragment:
+  - toolhive.k8s.auth
+attributes:
+  check_mode:
+    support: full
+    description: Reads only, in check mode as otherwise.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to show.
+options:
+  kind:
+    description: Kind of the ToolHive resources.
+    type: str
+    required: true
+    choices: [VirtualMCPServer, MCPServer]
+  name:
+    description: Name of one resource. Without it, every resource of O(kind) in O(namespace) (matching
+      O(label_selector), if given).
+    type: str
+  namespace:
+    description: Namespace of the resources.
+    type: str
+    required: true
+  label_selector:
+    description: Label selector for the resources, for example C(team=search).
+    type: str
+  wait_for:
+    description:
+      - Conditions to wait for. Each entry matches a condition whose C(type) or C(reason) equals O(wait_for[].type)
+        (older docs call the reason C(SessionStorageMissingForReplicas) a condition), and whose status and
+        reason equal O(wait_for[].status) and O(wait_for[].reason) when given.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Condition type, or reason.
+        type: str
+        required: true
+      status:
+        description: Wanted status.
+        type: str
+        choices: ["True", "False", "Unknown"]
+      reason:
+        description: Wanted reason.
+        type: str
+  wait_timeout:
+    description: Seconds to wait for O(wait_for).
+    type: int
+    default: 120
+  api_version:
+    description: Version of the ToolHive API (C(v1alpha1) for operators older than v0.23).
+    type: str
+    default: v1beta1
+    choices: [v1beta1, v1alpha1]
+seealso:
+  - module: toolhive.k8s.scale
+  - module: toolhive.k8s.autoscale
+"""
+
+EXAMPLES = r"""
+- name: Wait until the vMCP has Redis session storage configured
+  toolhive.k8s.status:
+    kind: VirtualMCPServer
+    name: gateway
+    namespace: toolhive
+    wait_for:
+      - type: SessionStorageWarning
+        status: "False"
+        reason: SessionStorageConfigured
+  register: gateway
+
+- name: Show what will hurt
+  ansible.builtin.debug:
+    var: gateway.resources[0].findings
+
+- name: Every MCPServer of team search
+  toolhive.k8s.status:
+    kind: MCPServer
+    namespace: toolhive
+    label_selector: team=search
+"""
+
+RETURN = r"""
+resources:
+  description: One entry per resource.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: Kind.
+      type: str
+    name:
+      description: Name.
+      type: str
+    namespace:
+      description: Namespace.
+      type: str
+    phase:
+      description: The phase the operator reports (Pending, Ready, Failed, ...).
+      type: str
+    generation:
+      description: metadata.generation.
+      type: int
+    observed_generation:
+      description: status.observedGeneration (null when the operator does not report one).
+      type: int
+    conditions:
+      description: Every condition, as the operator wrote it.
+      type: list
+      elements: dict
+    replicas:
+      description: The replica fields of the spec (null when left out).
+      type: dict
+      sample: {replicas: 3}
+    workloads:
+      description: Per role (vmcp, proxy, backend), the workload and its spec, current and ready replicas.
+      type: dict
+      sample: {vmcp: {kind: Deployment, name: gateway, spec: 3, current: 3, ready: 3, updated: 3, exists: true}}
+    hpas:
+      description: Per role, the HPA that targets the workload, with its current state.
+      type: dict
+    session_storage:
+      description: spec.sessionStorage, or null.
+      type: dict
+    session_affinity:
+      description: spec.sessionAffinity (ClientIP when unset).
+      type: str
+    findings:
+      description: Plain sentences about what will hurt.
+      type: list
+      elements: str
+findings:
+  description: Every resource's findings, each prefixed with the resource.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, client_from_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
+    cr_path, find_workload, get_resource, hpa_summary, hpas_for, roles_of)
+
+
+def condition_matches(condition, expected):
+    wanted = expected["type"]
+    if wanted not in (condition.get("type"), condition.get("reason")):
+        return False
+    if expected.get("status") and condition.get("status") != expected["status"]:
+        return False
+    if expected.get("reason") and condition.get("reason") != expected["reason"]:
+        return False
+    return True
+
+
+def unmet(resource, expectations):
+    conditions = (resource.get("status") or {}).get("conditions") or []
+    return [e for e in expectations if not any(condition_matches(c, e) for c in conditions)]
+
+
+def describe(expected):
+    text = expected["type"]
+    if expected.get("status"):
+        text += "=" + expected["status"]
+    if expected.get("reason"):
+        text += " (%s)" % expected["reason"]
+    return text
+
+
+def report(client, resource):
+    kind, meta = resource["kind"], resource["metadata"]
+    spec, status = resource.get("spec") or {}, resource.get("status") or {}
+    workloads = [find_workload(client, kind, meta["name"], meta["namespace"], role) for role in roles_of(kind)]
+    existing = [w for w in workloads if w.exists]
+    hpas = hpas_for(client, meta["namespace"], existing) if existing else {}
+    counts = {w.role: w.counts() for w in workloads}
+    return {
+        "kind": kind, "name": meta["name"], "namespace": meta["namespace"],
+        "phase": status.get("phase"), "generation": meta.get("generation"),
+        "observed_generation": status.get("observedGeneration"),
+        "conditions": status.get("conditions") or [],
+        "replicas": {field: spec.get(field) for field in guards.replica_fields(kind)},
+        "workloads": counts,
+        "hpas": {role: hpa_summary(hpa) for role, hpa in hpas.items()},
+        "session_storage": spec.get("sessionStorage"),
+        "session_affinity": spec.get("sessionAffinity") or "ClientIP",
+        "transport": guards.transport(kind, spec),
+        "findings": guards.findings(kind, spec, {r: c for r, c in counts.items() if c["exists"]},
+                                    {role: {"name": hpa["metadata"]["name"]} for role, hpa in hpas.items()}),
+    }
+
+
+def fetch(client, params):
+    kind, namespace = params["kind"], params["namespace"]
+    if params["name"]:
+        return [get_resource(client, kind, params["name"], namespace, params["api_version"])]
+    items = client.get(cr_path(kind, namespace, api_version=params["api_version"]),
+                       labelSelector=params["label_selector"]).get("items", [])
+    for item in items:  # list items carry no kind
+        item.setdefault("kind", kind)
+    return items
+
+
+def run(module, client):
+    params = module.params
+    expectations = params["wait_for"] or []
+    deadline = time.time() + params["wait_timeout"]
+    while True:
+        resources = fetch(client, params)
+        waiting = {r["metadata"]["name"]: unmet(r, expectations) for r in resources}
+        waiting = {name: missing for name, missing in waiting.items() if missing}
+        if not expectations or (resources and not waiting):
+            break
+        if time.time() >= deadline:
+            if not resources:
+                module.fail_json(msg="timed out after %ss: no %s in %s matches" % (
+                    params["wait_timeout"], params["kind"], params["namespace"]))
+            seen = []
+            for resource in resources:
+                name = resource["metadata"]["name"]
+                if name in waiting:
+                    conditions = (resource.get("status") or {}).get("conditions") or []
+                    seen.append("%s %s wants %s; has %s" % (
+                        params["kind"], name, ", ".join(describe(e) for e in waiting[name]),
+                        ", ".join("%s=%s (%s)" % (c.get("type"), c.get("status"), c.get("reason"))
+                                  for c in conditions) or "no conditions"))
+            module.fail_json(msg="timed out after %ss waiting for conditions: %s"
+                                 % (params["wait_timeout"], "; ".join(seen)),
+                             resources=[report(client, r) for r in resources])
+        time.sleep(1)
+    reports = [report(client, r) for r in resources]
+    findings = ["%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], f) for r in reports for f in r["findings"]]
+    return dict(changed=False, resources=reports, findings=findings)
+
+
+def main():
+    argument_spec = dict(
+        AUTH_ARG_SPEC,
+        kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+        name=dict(type="str"),
+        namespace=dict(type="str", required=True),
+        label_selector=dict(type="str"),
+        wait_for=dict(type="list", elements="dict", options=dict(
+            type=dict(type="str", required=True),
+            status=dict(type="str", choices=["True", "False", "Unknown"]),
+            reason=dict(type="str"),
+        )),
+        wait_timeout=dict(type="int", default=120),
+        api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=[("name", "label_selector")])
+    client = client_from_module(module)
+    try:
+        module.exit_json(**run(module, client))
+    except K8sError as exc:
+        module.fail_json(msg=str(exc), status=exc.status)
+
+
+if __name__ == "__main__":
+    main()

@@ -36,9 +36,13 @@ options:
     required: true
     choices: [VirtualMCPServer, MCPServer]
   name:
-    description: Name of one resource. Without it, every resource of O(kind) in O(namespace) (matching
-      O(label_selector), if given).
+    description: Name of one resource. Without it (and without O(names)), every resource of O(kind) in O(namespace)
+      (matching O(label_selector), if given).
     type: str
+  names:
+    description: Names of several resources, checked with one task.
+    type: list
+    elements: str
   namespace:
     description: Namespace of the resources.
     type: str
@@ -220,8 +224,9 @@ def report(client, resource):
 
 def fetch(client, params):
     kind, namespace = params["kind"], params["namespace"]
-    if params["name"]:
-        return [get_resource(client, kind, params["name"], namespace, params["api_version"])]
+    if params["name"] or params["names"]:
+        names = [params["name"]] if params["name"] else params["names"]
+        return [get_resource(client, kind, name, namespace, params["api_version"]) for name in names]
     items = client.get(cr_path(kind, namespace, api_version=params["api_version"]),
                        labelSelector=params["label_selector"]).get("items", [])
     for item in items:  # list items carry no kind
@@ -266,6 +271,7 @@ def main():
         AUTH_ARG_SPEC,
         kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
         name=dict(type="str"),
+        names=dict(type="list", elements="str"),
         namespace=dict(type="str", required=True),
         label_selector=dict(type="str"),
         wait_for=dict(type="list", elements="dict", options=dict(
@@ -277,7 +283,7 @@ def main():
         api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("name", "label_selector")])
+                           mutually_exclusive=[("name", "names", "label_selector")])
     client = client_from_module(module)
     try:
         module.exit_json(**run(module, client))

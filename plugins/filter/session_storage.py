@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - Returns the C(sessionStorage) block for one MCPServer or VirtualMCPServer.
   - An explicit block (the server's C(session_storage)) wins; C(false) means none. Otherwise, when the redis role ran
-    (its C(toolhive_redis) fact), Redis with a C(keyPrefix) of its own per server, C(thv:NAMESPACE:KIND:NAME:),
+    (its C(redis_connection) fact), Redis with a C(keyPrefix) of its own per server, C(thv:NAMESPACE:KIND:NAME:),
     so several servers can share one Redis.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
@@ -22,7 +22,7 @@ options:
     type: raw
     required: true
   redis:
-    description: The redis role's C(toolhive_redis) fact, or none.
+    description: The redis role's C(redis_connection) fact, or none.
     type: dict
   kind:
     description: C(mcp) or C(vmcp), part of the key prefix.
@@ -36,7 +36,7 @@ options:
 """
 
 EXAMPLES = r"""
-storage: "{{ item.session_storage | default(none) | toolhive.k8s.session_storage(toolhive_redis | default(none),
+storage: "{{ item.session_storage | default(none) | toolhive.k8s.session_storage(redis_connection | default(none),
             'mcp', namespace, name=item.name) }}"
 """
 

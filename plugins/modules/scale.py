@@ -178,23 +178,27 @@ def kubectl_command(method, kind, name, namespace, field, replicas, workload, cu
     return command
 
 
-def refuse(module, params, spec, field, workload, hpas):
-    """Fail before any write for what the operator or an HPA would undo."""
+def refuse_spec(module, params, spec, field):
+    """Fail, before any lookup or write, for what the operator would undo."""
     kind, replicas = params["kind"], params["replicas"]
     where = guards.label(kind, params["namespace"], params["name"]) + ": "
     problem = guards.stdio_replica_problem(kind, spec, field, replicas)
     if problem:
         module.fail_json(msg=where + "refusing to scale to %d: %s" % (replicas, problem))
-    hpa = hpas.get(workload.role)
-    if hpa and not params["force"]:
-        module.fail_json(msg=where + "HPA %s targets %s %s and would undo the change. Fix: change the HPA "
-                                     "(toolhive.k8s.autoscale), remove it (state: absent), or set force: true"
-                                     % (hpa["metadata"]["name"], workload.kind, workload.name))
     problem = guards.session_storage_problem(kind, spec, field, replicas)
     if problem:
         if not params["allow_without_session_storage"]:
             module.fail_json(msg=where + problem)
         module.warn(where + problem)
+
+
+def refuse_hpa(module, params, workload, hpas):
+    hpa = hpas.get(workload.role)
+    if hpa and not params["force"]:
+        module.fail_json(msg="%s: HPA %s targets %s %s and would undo the change. Fix: change the HPA "
+                             "(toolhive.k8s.autoscale), remove it (state: absent), or set force: true"
+                             % (guards.label(params["kind"], params["namespace"], params["name"]),
+                                hpa["metadata"]["name"], workload.kind, workload.name))
 
 
 def run(module, client):
@@ -205,12 +209,13 @@ def run(module, client):
     resource = get_resource(client, kind, name, namespace, params["api_version"])
     spec = resource.get("spec") or {}
     field = guards.field_for_target(kind, params["target"])
+    refuse_spec(module, params, spec, field)
     workload = find_workload(client, kind, name, namespace, role_for_target(kind, params["target"]))
     if not workload.exists:
         module.fail_json(msg="%s: the operator has not created its %s %s yet (the backend StatefulSet is created "
                              "by the proxy runner once its pod runs); check toolhive.k8s.status"
                              % (guards.label(kind, namespace, name), workload.role, workload.kind))
-    refuse(module, params, spec, field, workload, hpas_for(client, namespace, [workload]))
+    refuse_hpa(module, params, workload, hpas_for(client, namespace, [workload]))
 
     method = "resource" if spec.get(field) is not None else "scale"
     before = spec[field] if method == "resource" else workload.spec_replicas

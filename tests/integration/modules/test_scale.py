@@ -1,0 +1,123 @@
+"""toolhive.k8s.scale against the test bed: every behaviour and refusal."""
+import threading
+
+from .conftest import wait_for
+
+
+def replicas_of(get, name):
+    return get("deployment", name)["spec"]["replicas"]
+
+
+def test_scales_the_deployment_named_after_the_vmcp_and_waits(module, vmcp, get, namespace):
+    name = vmcp()
+    result = module("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=3,
+                    allow_without_session_storage=True)
+    assert not result.failed, result.output
+    assert result["changed"] and result["method"] == "scale"
+    assert (result["before"], result["after"], result["ready_replicas"]) == (1, 3, 3)
+    assert result["workload"]["name"] == name  # not vmcp-<name>: that is the Service
+    assert result["command"] == f"kubectl scale deployment/{name} --namespace {namespace} --replicas=3"
+    assert "without Redis session storage" in result.output  # the opt-in still warns
+    assert get("deployment", name)["status"]["readyReplicas"] == 3
+
+
+def test_second_run_changes_nothing(module, vmcp, get, namespace):
+    name = vmcp()
+    args = dict(kind="VirtualMCPServer", name=name, namespace=namespace, replicas=2, allow_without_session_storage=True)
+    assert module("scale", **args)["changed"]
+    version = get("deployment", name)["metadata"]["generation"]
+    again = module("scale", **args)
+    assert not again.failed and not again["changed"] and again["method"] == "none"
+    assert get("deployment", name)["metadata"]["generation"] == version
+
+
+def test_patches_the_resource_when_the_operator_owns_the_count(module, vmcp, get, namespace):
+    name = vmcp(replicas=1)
+    result = module("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=2,
+                    allow_without_session_storage=True)
+    assert not result.failed, result.output
+    assert result["method"] == "resource"
+    assert get("virtualmcpserver", name)["spec"]["replicas"] == 2
+    assert result["ready_replicas"] == 2
+    assert "kubectl patch virtualmcpserver" in result["command"]
+
+
+def test_refuses_replicas_without_redis_and_writes_nothing(module, vmcp, get, namespace):
+    name = vmcp()
+    before = get("deployment", name)["metadata"]["generation"]
+    result = module("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=3)
+    assert result.failed
+    assert "without Redis session storage" in result["msg"] and "allow_without_session_storage" in result["msg"]
+    assert get("deployment", name)["metadata"]["generation"] == before
+    assert replicas_of(get, name) == 1
+
+
+def test_refuses_a_stdio_proxy_or_backend_above_one(module, mcpserver, get, namespace):
+    name = mcpserver("io", transport="stdio")
+    before = get("mcpserver", name)["metadata"]["generation"]
+    for target in ("proxy", "backend"):
+        result = module("scale", kind="MCPServer", name=name, namespace=namespace, target=target, replicas=2,
+                        allow_without_session_storage=True)
+        assert result.failed
+        assert "transport stdio" in result["msg"]
+    assert get("mcpserver", name)["metadata"]["generation"] == before
+    assert replicas_of(get, name) == 1
+
+
+def test_refuses_when_an_hpa_targets_the_workload_unless_forced(module, vmcp, get, apply, namespace):
+    name = vmcp()
+    apply({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "other-name"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "minReplicas": 1, "maxReplicas": 3}})
+    args = dict(kind="VirtualMCPServer", name=name, namespace=namespace, replicas=1, wait=False,
+                allow_without_session_storage=True)
+    refused = module("scale", **dict(args, replicas=2))
+    assert refused.failed and "HPA other-name" in refused["msg"] and "force" in refused["msg"]
+    forced = module("scale", force=True, **dict(args, replicas=2))
+    assert not forced.failed and forced["changed"]
+
+
+def test_current_replicas_is_a_precondition(module, vmcp, get, namespace):
+    name = vmcp()
+    before = get("deployment", name)["metadata"]["generation"]
+    result = module("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=1, current_replicas=4)
+    assert result.failed and "expected 4 current replicas" in result["msg"] and "found 1" in result["msg"]
+    assert get("deployment", name)["metadata"]["generation"] == before
+
+
+def test_check_mode_and_diff_write_nothing(module, vmcp, get, namespace):
+    name = vmcp()
+    before = get("deployment", name)["metadata"]["generation"]
+    result = module("scale", check=True, diff=True, kind="VirtualMCPServer", name=name, namespace=namespace,
+                    replicas=2, allow_without_session_storage=True)
+    assert not result.failed and result["changed"]
+    assert result["diff"]["before"] == {"replicas": 1} and result["diff"]["after"] == {"replicas": 2}
+    assert get("deployment", name)["metadata"]["generation"] == before
+
+
+def test_missing_resource_and_unreachable_api_server_are_named(module, namespace):
+    missing = module("scale", kind="VirtualMCPServer", name="nope", namespace=namespace, replicas=1)
+    assert missing.failed and f"VirtualMCPServer {namespace}/nope does not exist" in missing["msg"]
+    refused = module("scale", kind="VirtualMCPServer", name="gw", namespace=namespace, replicas=1,
+                     host="https://127.0.0.1:9", api_key="x", validate_certs=False,
+                     env={"K8S_AUTH_KUBECONFIG": "", "KUBECONFIG": ""})
+    assert refused.failed and "connection was refused" in refused["msg"] and "127.0.0.1:9" in refused["msg"]
+
+
+def test_two_concurrent_scales_end_consistent(module, vmcp, get, namespace):
+    name = vmcp()
+    results = {}
+
+    def scale(replicas):
+        results[replicas] = module("scale", kind="VirtualMCPServer", name=name, namespace=namespace,
+                                   replicas=replicas, wait=False, allow_without_session_storage=True)
+
+    threads = [threading.Thread(target=scale, args=(n,)) for n in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(not r.failed for r in results.values()), [r.output for r in results.values()]
+    final = wait_for("the deployment to settle", lambda: (
+        (d := get("deployment", name))["status"].get("readyReplicas") == d["spec"]["replicas"] and d))
+    assert final["spec"]["replicas"] in (2, 3)

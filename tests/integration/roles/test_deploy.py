@@ -1,0 +1,140 @@
+"""The roles through playbooks/deploy.yml and teardown.yml, on the test bed."""
+import base64
+import re
+
+import pytest
+
+PLAYBOOK = "playbooks/deploy.yml"
+
+
+def recap(output):
+    match = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", output)
+    assert match, output[-3000:]
+    return {"ok": int(match[1]), "changed": int(match[2]), "failed": int(match[3])}
+
+
+def example(namespace, **overrides):
+    deploy_vars = {
+        "toolhive_namespace": namespace,
+        "toolhive_group": "team",
+        "mcpserver_servers": [
+            {"name": "fetch", "image": "ghcr.io/stackloklabs/gofetch/server:latest", "transport": "streamable-http",
+             "replicas": 2, "backend_resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+             "resources": {"requests": {"cpu": "50m"}}},
+            {"name": "time", "image": "ghcr.io/stackloklabs/time/server:latest", "transport": "streamable-http",
+             "session_affinity": "None"},
+        ],
+        "vmcp_instances": [{"name": "gateway", "replicas": 3,
+                            "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "512Mi"}}}],
+    }
+    deploy_vars.update(overrides)
+    return deploy_vars
+
+
+def password(kubectl, namespace):
+    secret = kubectl("get", "secret", "toolhive-redis-auth", "-n", namespace, "-o", "json")
+    return base64.b64decode(secret["data"]["password"]).decode()
+
+
+@pytest.fixture
+def fresh_namespace(kubectl, namespace):
+    """The roles create the namespace themselves: hand them a name that does not exist yet."""
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    name = namespace + "-d"
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook, kubectl, fresh_namespace):
+    ns = fresh_namespace
+    check = run_playbook(PLAYBOOK, "--check", "--diff", extra_vars=example(ns))
+    assert recap(check.output)["failed"] == 0, check.output[-4000:]
+    assert "kind: VirtualMCPServer" in check.output or "VirtualMCPServer" in check.output
+    assert kubectl("get", "namespace", ns, check=False).returncode != 0  # nothing written, not even the namespace
+
+    first = run_playbook(PLAYBOOK, extra_vars=example(ns))
+    assert recap(first.output)["failed"] == 0, first.output[-4000:]
+    secret = password(kubectl, ns)
+    assert len(secret) == 32 and secret not in first.output
+
+    vmcp = kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")
+    storage = vmcp["spec"]["sessionStorage"]
+    assert storage == {"provider": "redis", "address": f"toolhive-redis.{ns}.svc.cluster.local:6379", "db": 0,
+                       "keyPrefix": f"thv:{ns}:vmcp:gateway:",
+                       "passwordRef": {"name": "toolhive-redis-auth", "key": "password"}}
+    assert vmcp["spec"]["podTemplateSpec"]["spec"]["containers"][0]["name"] == "vmcp"
+    fetch = kubectl("get", "mcpserver", "fetch", "-n", ns, "-o", "json")["spec"]
+    assert fetch["sessionStorage"]["keyPrefix"] == f"thv:{ns}:mcp:fetch:"
+    assert fetch["podTemplateSpec"]["spec"]["containers"][0] == {"name": "mcp", "resources": {
+        "requests": {"cpu": "100m", "memory": "128Mi"}}}
+    assert fetch["resources"] == {"requests": {"cpu": "50m"}} and fetch["groupRef"] == {"name": "team"}
+    assert kubectl("get", "mcpserver", "time", "-n", ns, "-o", "json")["spec"]["sessionAffinity"] == "None"
+    assert kubectl("get", "deployment", "gateway", "-n", ns, "-o", "json")["status"]["readyReplicas"] == 3
+
+    cond = {c["type"]: c for c in kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")
+            ["status"]["conditions"]}
+    assert cond["SessionStorageWarning"]["status"] == "False"
+    assert cond["SessionStorageWarning"]["reason"] == "SessionStorageConfigured"
+
+    second = run_playbook(PLAYBOOK, extra_vars=example(ns))
+    assert recap(second.output) ["changed"] == 0, second.output[-4000:]
+    assert password(kubectl, ns) == secret  # generated once, never regenerated
+
+
+def test_diff_shows_a_change_and_teardown_keeps_the_secret_unless_purged(run_playbook, kubectl, fresh_namespace):
+    ns = fresh_namespace
+    assert recap(run_playbook(PLAYBOOK, extra_vars=example(ns)).output)["failed"] == 0
+    bigger = example(ns, vmcp_instances=[{"name": "gateway", "replicas": 4}])
+    diff = run_playbook(PLAYBOOK, "--check", "--diff", extra_vars=bigger)
+    assert re.search(r"[-]\s*replicas: 3", diff.output) and re.search(r"[+]\s*replicas: 4", diff.output), \
+        diff.output[-4000:]
+    assert kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")["spec"]["replicas"] == 3
+
+    down = run_playbook("playbooks/teardown.yml", extra_vars=example(ns))
+    assert recap(down.output)["failed"] == 0, down.output[-4000:]
+    for kind, name in (("virtualmcpserver", "gateway"), ("mcpserver", "fetch"), ("deployment", "toolhive-redis")):
+        assert kubectl("get", kind, name, "-n", ns, check=False).returncode != 0
+    assert password(kubectl, ns)  # kept
+
+    purged = run_playbook("playbooks/teardown.yml", extra_vars=dict(example(ns), purge=True))
+    assert recap(purged.output)["failed"] == 0
+    assert kubectl("get", "secret", "toolhive-redis-auth", "-n", ns, check=False).returncode != 0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"mcpserver_servers": [{"name": "io", "image": "x", "replicas": 2}]},
+     "MCPServer {ns}/io: spec.replicas=2 with transport stdio"),
+    ({"mcpserver_servers": [{"name": "io", "image": "x", "backend_replicas": 3}]},
+     "spec.backendReplicas=3 with transport stdio"),
+    ({"redis_enabled": False},
+     "VirtualMCPServer {ns}/gateway: spec.replicas=3 without Redis session storage"),
+    ({"mcpserver_servers": [{"name": "gateway", "image": "x", "transport": "streamable-http"}]},
+     "MCPServer and VirtualMCPServer {ns}/gateway share a name"),
+    ({"mcpserver_servers": [{"name": "p", "image": "x", "transport": "streamable-http",
+                             "session_storage": {"provider": "redis", "address": "r:1", "keyPrefix": "p"}}]},
+     "keyPrefix='p' does not end with ':'"),
+    ({"vmcp_instances": [{"name": "gateway", "replicas": 2, "autoscale": {"max_replicas": 4}}]},
+     "spec.replicas=2 is set while this play gives the workload an HPA"),
+    ({"mcpserver_servers": [{"name": "s", "image": "x", "transport": "streamable-http",
+                             "session_storage": {"provider": "redis", "address": "r:1",
+                                                 "passwordRef": {"name": "nope", "key": "password"}}}]},
+     "names Secret nope, which does not exist"),
+    ({"toolhive_api_version": "v1alpha9"}, "value of operator_api_version must be one of: v1beta1, v1alpha1"),
+])
+def test_guards_refuse_before_any_write(run_playbook, kubectl, fresh_namespace, overrides, message):
+    ns = fresh_namespace
+    result = run_playbook(PLAYBOOK, extra_vars=example(ns, **overrides))
+    assert recap(result.output)["failed"] == 1
+    assert message.format(ns=ns) in result.output, result.output[-3000:]
+    assert kubectl("get", "namespace", ns, check=False).returncode != 0  # nothing at all was written
+
+
+def test_opt_in_deploys_without_redis_with_a_warning(run_playbook, kubectl, fresh_namespace):
+    ns = fresh_namespace
+    result = run_playbook(PLAYBOOK, extra_vars=example(ns, redis_enabled=False,
+                                                       toolhive_allow_without_session_storage=True))
+    assert recap(result.output)["failed"] == 0, result.output[-3000:]
+    assert "without Redis session storage" in result.output  # warned
+    cond = {c["type"]: c for c in kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")
+            ["status"]["conditions"]}
+    assert cond["SessionStorageWarning"]["reason"] == "SessionStorageMissingForReplicas"

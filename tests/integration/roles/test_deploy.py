@@ -77,7 +77,7 @@ def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook
     assert cond["SessionStorageWarning"]["reason"] == "SessionStorageConfigured"
 
     second = run_playbook(PLAYBOOK, extra_vars=example(ns))
-    assert recap(second.output) ["changed"] == 0, second.output[-4000:]
+    assert recap(second.output)["changed"] == 0, second.output[-4000:]
     assert password(kubectl, ns) == secret  # generated once, never regenerated
 
 

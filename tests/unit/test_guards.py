@@ -1,0 +1,84 @@
+"""Pure logic: the guard rules, findings, condition matching, HPA comparison."""
+import pytest
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.modules.autoscale import contains
+from ansible_collections.toolhive.k8s.plugins.modules.status import condition_matches
+
+REDIS = {"provider": "redis", "address": "r:6379", "keyPrefix": "a:"}
+
+
+def manifest(kind="MCPServer", **spec):
+    return {"kind": kind, "metadata": {"name": "s", "namespace": "ns"}, "spec": spec}
+
+
+def test_transport_defaults_to_stdio_for_mcpserver_only():
+    assert guards.transport("MCPServer", {}) == "stdio"
+    assert guards.transport("VirtualMCPServer", {}) == "streamable-http"
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"replicas": 2}, ["spec.replicas=2 with transport stdio"]),
+    ({"backendReplicas": 2, "transport": "stdio"}, ["spec.backendReplicas=2 with transport stdio"]),
+    ({"replicas": 1}, []),
+    ({"replicas": 3, "transport": "sse"}, ["spec.replicas=3 without Redis session storage"]),
+    ({"replicas": 3, "transport": "sse", "sessionStorage": REDIS}, []),
+    ({"transport": "sse", "sessionStorage": dict(REDIS, keyPrefix="x")}, ["keyPrefix='x' does not end with ':'"]),
+    ({"transport": "sse", "sessionStorage": {"provider": "redis"}}, ["provider=redis without address"]),
+])
+def test_check_resource_names_field_and_fix(spec, expected):
+    errors, warnings = guards.check_resource(manifest(**spec))
+    assert warnings == []
+    assert len(errors) == len(expected)
+    for error, text in zip(errors, expected):
+        assert error.startswith("MCPServer ns/s: ") and text in error and "Fix:" in error
+
+
+def test_opt_in_turns_missing_redis_into_a_warning_but_not_stdio():
+    errors, warnings = guards.check_resource(manifest("VirtualMCPServer", replicas=3),
+                                             allow_without_session_storage=True)
+    assert errors == [] and "without Redis" in warnings[0]
+    errors, warnings = guards.check_resource(manifest(replicas=3), allow_without_session_storage=True)
+    assert "transport stdio" in errors[0]
+
+
+def test_autoscaled_resource_must_leave_replicas_out():
+    errors, warnings = guards.check_resource(manifest("VirtualMCPServer", replicas=2, sessionStorage=REDIS),
+                                      autoscaled_fields={"replicas"})
+    assert "HPA" in errors[0] and "leave replicas out" in errors[0]
+    assert guards.check_resource(manifest("VirtualMCPServer", sessionStorage=REDIS), {"replicas"}) == ([], [])
+
+
+def test_findings_are_plain_sentences():
+    sentences = guards.findings("MCPServer", {"transport": "stdio", "replicas": 2},
+                                {"proxy": {"spec": 1}}, {"proxy": {"name": "h"}})
+    text = " ".join(sentences)
+    assert "2 replicas without Redis" in text
+    assert "HPA h targets the proxy workload while spec.replicas=2" in text
+    assert "stdio server with spec.replicas=2" in text
+    assert "sessionAffinity ClientIP with 2 replicas" in text
+    assert guards.findings("VirtualMCPServer", {"sessionStorage": REDIS, "sessionAffinity": "None"},
+                           {"vmcp": {"spec": 3}}, {}) == []
+
+
+@pytest.mark.parametrize("expected, matches", [
+    ({"type": "SessionStorageWarning"}, True),
+    ({"type": "SessionStorageMissingForReplicas"}, True),  # older docs: the reason as a condition
+    ({"type": "SessionStorageWarning", "status": "False"}, False),
+    ({"type": "SessionStorageWarning", "reason": "SessionStorageConfigured"}, False),
+    ({"type": "Ready"}, False),
+])
+def test_condition_matches_by_type_or_reason(expected, matches):
+    condition = {"type": "SessionStorageWarning", "status": "True", "reason": "SessionStorageMissingForReplicas"}
+    assert condition_matches(condition, expected) is matches
+
+
+def test_hpa_comparison_ignores_server_defaults():
+    actual = {"minReplicas": 2, "maxReplicas": 5, "behavior": {"scaleUp": {"policies": []}},
+              "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                  "type": "Utilization", "averageUtilization": 70}}}]}
+    wanted = {"minReplicas": 2, "maxReplicas": 5, "metrics": [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}
+    assert contains(actual, wanted)
+    assert not contains(actual, dict(wanted, maxReplicas=6))
+    assert not contains(actual, dict(wanted, metrics=wanted["metrics"] * 2))

@@ -43,9 +43,9 @@ def test_opt_in_turns_missing_redis_into_a_warning_but_not_stdio():
 
 
 def test_autoscaled_resource_must_leave_replicas_out():
-    errors, warnings = guards.check_resource(manifest("VirtualMCPServer", replicas=2, sessionStorage=REDIS),
-                                      autoscaled_fields={"replicas"})
-    assert "HPA" in errors[0] and "leave replicas out" in errors[0]
+    autoscaled = manifest("VirtualMCPServer", replicas=2, sessionStorage=REDIS)
+    errors, warnings = guards.check_resource(autoscaled, autoscaled_fields={"replicas"})
+    assert warnings == [] and "HPA" in errors[0] and "leave replicas out" in errors[0]
     assert guards.check_resource(manifest("VirtualMCPServer", sessionStorage=REDIS), {"replicas"}) == ([], [])
 
 

@@ -93,6 +93,8 @@ def main():
         suite.pytest("integration", ["tests/integration"], env=env)
         for scenario in molecule_scenarios():
             suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
+        # kind needs Docker: here only its playbooks' syntax is checked (ansible-lint covers the rest).
+        suite.stage("molecule kind (syntax)", ["molecule", "syntax", "-s", "kind"], env=env)
         if (REPO / "bench" / "run.py").exists():
             suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
     if started_here and os.environ.get("TESTBED_KEEP") != "1":

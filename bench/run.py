@@ -45,7 +45,8 @@ class Audit:
                 if event.get("user", {}).get("username") != USER:
                     continue
                 requests += 1
-                writes += event.get("verb") in WRITE_VERBS
+                # A server-side dry run persists nothing: not a write.
+                writes += event.get("verb") in WRITE_VERBS and "dryRun=All" not in event.get("requestURI", "")
         return requests, writes
 
 

@@ -90,7 +90,7 @@ def main():
         env["KUBECONFIG"] = str(KUBECONFIG)
         started_here = suite.stage("cluster-up", ["testbed/cluster.sh", "up"], env=env)
     if cluster_answers(env):
-        suite.pytest("integration", ["tests/integration"], env=env)
+        suite.pytest("integration", ["tests/integration"], env=env, extra=("-n", "2"))
         for scenario in molecule_scenarios():
             suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
         # kind needs Docker: here only its playbooks' syntax is checked (ansible-lint covers the rest).

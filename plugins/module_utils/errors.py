@@ -11,7 +11,7 @@ HINTS = {
     401: "the API server did not accept the credentials: check `api_key` / the kubeconfig user "
          "(an expired token or a certificate from another cluster)",
     403: "the credentials are valid but not allowed to do this: grant the verb on this resource to the "
-         "user or service account (see rbac/ for the least privilege this collection needs)",
+         "user or service account (a Role with get/list/patch on the ToolHive resources and their workloads)",
     404: "not found: check the name, the namespace and that the ToolHive CRDs are installed",
     409: "conflict: someone else changed the object at the same time; run the task again",
     422: "the API server rejected the object as invalid: fix the field it names",

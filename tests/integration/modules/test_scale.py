@@ -121,3 +121,26 @@ def test_two_concurrent_scales_end_consistent(module, vmcp, get, namespace):
     final = wait_for("the deployment to settle", lambda: (
         (d := get("deployment", name))["status"].get("readyReplicas") == d["spec"]["replicas"] and d))
     assert final["spec"]["replicas"] in (2, 3)
+
+
+def test_runs_with_only_the_k8s_auth_variables_awx_sets(module, vmcp, kubectl, namespace, tmp_path):
+    """AWX's bearer-token credential sets K8S_AUTH_HOST/API_KEY/VERIFY_SSL/SSL_CA_CERT and nothing else."""
+    name = vmcp()
+    kubectl("create", "serviceaccount", "automation", "-n", namespace)
+    kubectl("create", "role", "automation", "-n", namespace, "--verb=get,list,patch",
+            "--resource=virtualmcpservers.toolhive.stacklok.dev,deployments.apps,deployments.apps/scale,"
+            "statefulsets.apps,horizontalpodautoscalers.autoscaling")
+    kubectl("create", "rolebinding", "automation", "-n", namespace, "--role=automation",
+            f"--serviceaccount={namespace}:automation")
+    token = kubectl("create", "token", "automation", "-n", namespace).stdout.strip()
+    config = kubectl("config", "view", "--raw", "--minify", "-o", "json")
+    cluster = config["clusters"][0]["cluster"]
+    env = {"KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "", "HOME": str(tmp_path), "K8S_AUTH_HOST": cluster["server"],
+           "K8S_AUTH_API_KEY": token, "K8S_AUTH_VERIFY_SSL": "true", "K8S_AUTH_SSL_CA_CERT": cluster["certificate-authority"]}
+    result = module("scale", env=env, kind="VirtualMCPServer", name=name, namespace=namespace, replicas=2,
+                    allow_without_session_storage=True)
+    assert not result.failed, result.output
+    assert result["changed"] and result["ready_replicas"] == 2
+    assert token not in result.output
+    other = module("scale", env=env, kind="VirtualMCPServer", name=name, namespace="default", replicas=1)
+    assert other.failed and "HTTP 403" in other["msg"] and "not allowed" in other["msg"]

@@ -52,8 +52,8 @@ def session_storage(explicit, redis=None, kind="mcp", namespace="", name=""):
         return None
     if isinstance(explicit, dict) and explicit:
         return explicit
-    if not redis:
-        return None
+    if not redis or redis.get("mode", "standalone") != "standalone":
+        return None  # sessionStorage speaks to a standalone Redis only
     return {
         "provider": "redis",
         "address": redis["address"],

@@ -74,3 +74,9 @@ integration: collection ## Integration tests against the test bed (or $$KUBECONF
 
 clean: ## Remove the virtualenv and build leftovers (not the Go caches)
 	rm -rf $(VENV) .collections .build
+
+BENCH_SIZES ?= 1 10 50
+BENCH_RUNS  ?= 3
+bench: collection ## Benchmarks on the test bed (BENCH_SIZES, BENCH_RUNS); results in bench/results/
+	@KUBECONFIG=$${KUBECONFIG:-$(TESTBED_KUBECONFIG)} python bench/run.py --sizes $(BENCH_SIZES) --runs $(BENCH_RUNS) \
+	  --markdown bench/results/latest.md

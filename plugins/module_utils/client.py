@@ -309,3 +309,23 @@ def client_from_module(module):
         module.fail_json(msg=str(exc))
     except (IOError, OSError, ssl.SSLError, ValueError) as exc:
         module.fail_json(msg="cannot set up the connection to Kubernetes: %s" % exc)
+
+
+# The ToolHive server a module works on (doc fragment toolhive.k8s.resource).
+RESOURCE_ARG_SPEC = dict(
+    kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+    namespace=dict(type="str", required=True),
+    api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
+)
+
+
+def run_module(argument_spec, run, **kwargs):
+    """Build the module with the connection options, run it, turn API errors into failures."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(argument_spec=dict(AUTH_ARG_SPEC, **argument_spec), supports_check_mode=True, **kwargs)
+    client = client_from_module(module)
+    try:
+        module.exit_json(**run(module, client))
+    except K8sError as exc:
+        module.fail_json(msg=str(exc), status=exc.status)

@@ -24,6 +24,7 @@ author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
+  - toolhive.k8s.resource
 attributes:
   check_mode:
     support: full
@@ -32,17 +33,8 @@ attributes:
     support: full
     description: Shows the HPA spec (and the released replica field) before and after.
 options:
-  kind:
-    description: Kind of the ToolHive resource.
-    type: str
-    required: true
-    choices: [VirtualMCPServer, MCPServer]
   name:
     description: Name of the resource.
-    type: str
-    required: true
-  namespace:
-    description: Namespace of the resource.
     type: str
     required: true
   target:
@@ -79,11 +71,6 @@ options:
         count to the HPA. Without it, a resource that sets the field is refused.
     type: bool
     default: false
-  api_version:
-    description: Version of the ToolHive API (C(v1alpha1) for operators older than v0.23).
-    type: str
-    default: v1beta1
-    choices: [v1beta1, v1alpha1]
 seealso:
   - module: toolhive.k8s.scale
   - module: toolhive.k8s.status
@@ -141,11 +128,8 @@ command:
   sample: kubectl autoscale deployment/gateway --namespace toolhive --min=2 --max=5 --cpu=70%
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, client_from_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_path, hpa_summary, role_for_target)
 
@@ -288,10 +272,8 @@ def run(module, client):
 
 def main():
     argument_spec = dict(
-        AUTH_ARG_SPEC,
-        kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+        RESOURCE_ARG_SPEC,
         name=dict(type="str", required=True),
-        namespace=dict(type="str", required=True),
         target=dict(type="str", choices=["proxy", "backend"], default="proxy"),
         state=dict(type="str", choices=["present", "absent"], default="present"),
         min_replicas=dict(type="int", default=1),
@@ -300,14 +282,8 @@ def main():
         memory_percent=dict(type="int"),
         behavior=dict(type="dict"),
         release_replicas=dict(type="bool", default=False),
-        api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = client_from_module(module)
-    try:
-        module.exit_json(**run(module, client))
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), status=exc.status)
+    run_module(argument_spec, run)
 
 
 if __name__ == "__main__":

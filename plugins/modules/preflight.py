@@ -116,11 +116,8 @@ problems:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, client_from_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import GROUP, PLURALS, cr_path, crds_missing_message
 
 
@@ -230,7 +227,6 @@ def run(module, client):
 
 def main():
     argument_spec = dict(
-        AUTH_ARG_SPEC,
         resources=dict(type="list", elements="dict", required=True),
         autoscaled=dict(type="list", elements="dict", default=[], options=dict(
             kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
@@ -245,12 +241,7 @@ def main():
             key=dict(type="str", no_log=False),
         )),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = client_from_module(module)
-    try:
-        module.exit_json(**run(module, client))
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), status=exc.status)
+    run_module(argument_spec, run)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
+  - toolhive.k8s.resource
 attributes:
   check_mode:
     support: full
@@ -30,11 +31,6 @@ attributes:
     support: none
     description: Nothing changes, so there is nothing to show.
 options:
-  kind:
-    description: Kind of the ToolHive resources.
-    type: str
-    required: true
-    choices: [VirtualMCPServer, MCPServer]
   name:
     description: Name of one resource. Without it (and without O(names)), every resource of O(kind) in O(namespace)
       (matching O(label_selector), if given).
@@ -43,10 +39,6 @@ options:
     description: Names of several resources, checked with one task.
     type: list
     elements: str
-  namespace:
-    description: Namespace of the resources.
-    type: str
-    required: true
   label_selector:
     description: Label selector for the resources, for example C(team=search).
     type: str
@@ -73,11 +65,6 @@ options:
     description: Seconds to wait for O(wait_for).
     type: int
     default: 120
-  api_version:
-    description: Version of the ToolHive API (C(v1alpha1) for operators older than v0.23).
-    type: str
-    default: v1beta1
-    choices: [v1beta1, v1alpha1]
 seealso:
   - module: toolhive.k8s.scale
   - module: toolhive.k8s.autoscale
@@ -165,11 +152,8 @@ findings:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import AUTH_ARG_SPEC, client_from_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_summary, hpas_for, roles_of)
 
@@ -268,11 +252,9 @@ def run(module, client):
 
 def main():
     argument_spec = dict(
-        AUTH_ARG_SPEC,
-        kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+        RESOURCE_ARG_SPEC,
         name=dict(type="str"),
         names=dict(type="list", elements="str"),
-        namespace=dict(type="str", required=True),
         label_selector=dict(type="str"),
         wait_for=dict(type="list", elements="dict", options=dict(
             type=dict(type="str", required=True),
@@ -280,15 +262,8 @@ def main():
             reason=dict(type="str"),
         )),
         wait_timeout=dict(type="int", default=120),
-        api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("name", "names", "label_selector")])
-    client = client_from_module(module)
-    try:
-        module.exit_json(**run(module, client))
-    except K8sError as exc:
-        module.fail_json(msg=str(exc), status=exc.status)
+    run_module(argument_spec, run, mutually_exclusive=[("name", "names", "label_selector")])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # Which ToolHive server a module works on.
+    DOCUMENTATION = r"""
+options:
+  kind:
+    description: Kind of the ToolHive resource.
+    type: str
+    required: true
+    choices: [VirtualMCPServer, MCPServer]
+  namespace:
+    description: Namespace of the resource.
+    type: str
+    required: true
+  api_version:
+    description: Version of the ToolHive API (C(v1alpha1) for operators older than v0.23).
+    type: str
+    default: v1beta1
+    choices: [v1beta1, v1alpha1]
+"""

@@ -48,7 +48,8 @@ cluster-down: ## Stop the test bed's processes and remove its state
 # brings up the local test bed and uses it.
 deploy: collection ## Install everything, deploy the example (Redis, 2 MCPServers, vMCP x3), print status
 	@if [ -z "$$KUBECONFIG" ] && ! kubectl config current-context >/dev/null 2>&1; then \
-	  testbed/cluster.sh up >/dev/null && export KUBECONFIG=$(TESTBED_KUBECONFIG); \
+	  echo "No cluster configured: using the local test bed (make cluster-down stops it)."; \
+	  testbed/cluster.sh up && export KUBECONFIG=$(TESTBED_KUBECONFIG); \
 	fi; \
 	echo "Deploying to $$(kubectl config current-context)"; \
 	ansible-playbook playbooks/deploy.yml -e @playbooks/vars/example.yml && \

@@ -64,6 +64,7 @@ class Connection:
         self.verify = verify
         self.proxy = proxy
         self.source = source
+        self.temp_files = []  # kubeconfig *-data written out for ssl; removed once loaded
 
 
 def _data_file(data):
@@ -133,21 +134,26 @@ def connection_from_kubeconfig(kubeconfig, context=None):
         basic = "%s:%s" % (user["username"], user.get("password", ""))
         headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
 
+    temp_files = []
     cert_file = _relative(user.get("client-certificate"), base_dir)
     if user.get("client-certificate-data"):
         cert_file = _data_file(user["client-certificate-data"])
+        temp_files.append(cert_file)
     key_file = _relative(user.get("client-key"), base_dir)
     if user.get("client-key-data"):
         key_file = _data_file(user["client-key-data"])
+        temp_files.append(key_file)
     ca_data = None
     if cluster.get("certificate-authority-data"):
         ca_data = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    return Connection(
+    connection = Connection(
         host=cluster["server"], headers=headers,
         ca_file=_relative(cluster.get("certificate-authority"), base_dir), ca_data=ca_data,
         cert_file=cert_file, key_file=key_file,
         verify=not cluster.get("insecure-skip-tls-verify", False),
         proxy=cluster.get("proxy-url"), source="kubeconfig %s (context %s)" % (path, context_name))
+    connection.temp_files = temp_files
+    return connection
 
 
 def _connection_from_kubernetes_client(kubeconfig, context):
@@ -248,8 +254,13 @@ class K8sClient:
             context.verify_mode = ssl.CERT_NONE
         elif conn.ca_file or conn.ca_data:
             context = ssl.create_default_context(cafile=conn.ca_file, cadata=conn.ca_data)
-        if conn.cert_file:
-            context.load_cert_chain(conn.cert_file, conn.key_file)
+        try:
+            if conn.cert_file:
+                context.load_cert_chain(conn.cert_file, conn.key_file)
+        finally:
+            for path in conn.temp_files:  # key material stays on disk no longer than needed
+                os.remove(path)
+            conn.temp_files = []
         return context
 
     def request(self, method, path, body=None, params=None, content_type="application/json"):

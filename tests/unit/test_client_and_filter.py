@@ -1,5 +1,7 @@
 """Pure logic: kubeconfig resolution, error messages, the session_storage filter."""
 import base64
+import os
+import ssl
 
 import pytest
 
@@ -31,6 +33,9 @@ def test_client_certificate_data_goes_to_private_files():
     with open(conn.cert_file, "rb") as handle:
         assert handle.read() == b"PEM"
     assert not conn.verify
+    with pytest.raises(ssl.SSLError):  # not a real certificate; the files go all the same
+        client.K8sClient(conn)
+    assert not os.path.exists(conn.cert_file) and not os.path.exists(conn.key_file)
 
 
 def test_unknown_context_is_named():

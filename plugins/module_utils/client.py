@@ -18,6 +18,7 @@ import json
 import os
 import ssl
 import tempfile
+from urllib.parse import urlencode
 
 from ansible.module_utils.basic import env_fallback
 
@@ -265,8 +266,9 @@ class K8sClient:
 
     def request(self, method, path, body=None, params=None, content_type="application/json"):
         url = self.connection.host + path
+        params = {k: v for k, v in (params or {}).items() if v is not None}
         if params:
-            url += "?" + "&".join("%s=%s" % (k, _quote(v)) for k, v in params.items() if v is not None)
+            url += "?" + urlencode(params)
         headers = dict(self.connection.headers, Accept="application/json")
         data = None
         if body is not None:
@@ -301,14 +303,6 @@ class K8sClient:
 
     def delete(self, path, dry_run=False):
         return self.request("DELETE", path, params={"dryRun": "All"} if dry_run else None)
-
-
-def _quote(value):
-    try:
-        from urllib.parse import quote
-    except ImportError:  # pragma: no cover - Python 2 is not supported by this collection
-        from urllib import quote
-    return quote(str(value), safe="")
 
 
 def client_from_module(module):

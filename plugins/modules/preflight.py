@@ -23,13 +23,7 @@ author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, in check mode as otherwise.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to show.
+  - toolhive.k8s.attributes.reads
 options:
   resources:
     description: Rendered ToolHive manifests (MCPServer, VirtualMCPServer, MCPGroup, MCPExternalAuthConfig).

@@ -24,11 +24,9 @@ author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
+  - toolhive.k8s.attributes.writes
   - toolhive.k8s.resource
 attributes:
-  check_mode:
-    support: full
-    description: Computes the change and validates it with a server-side dry run; writes nothing.
   diff_mode:
     support: full
     description: Shows the replica count before and after.

@@ -22,14 +22,8 @@ author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
   - toolhive.k8s.auth
+  - toolhive.k8s.attributes.reads
   - toolhive.k8s.resource
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, in check mode as otherwise.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to show.
 options:
   name:
     description: Name of one resource. Without it (and without O(names)), every resource of O(kind) in O(namespace)

@@ -15,7 +15,7 @@ export PATH := $(BIN):$(TESTBED_BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv collection cluster-build cluster-up cluster-status cluster-down deploy status test sanity lint unit integration bench clean
+.PHONY: help venv collection collection-build ee cluster-build cluster-up cluster-status cluster-down deploy status test sanity lint unit integration bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,17 @@ venv: $(BIN)/.installed ## Create the virtualenv with every Python requirement
 collection: venv ## Make the checkout the installed toolhive.k8s collection
 	@mkdir -p $(dir $(COLLECTION))
 	@ln -sfn $(CURDIR) $(COLLECTION)
+
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+COLLECTION_TARBALL := .build/collection/toolhive-k8s-$(COLLECTION_VERSION).tar.gz
+
+collection-build: venv ## Build the collection tarball into .build/collection
+	@rm -rf .build/collection && ansible-galaxy collection build --force --output-path .build/collection >/dev/null
+	@echo $(COLLECTION_TARBALL)
+
+ee: collection-build ## Execution environment build context in .build/ee (then: podman build .build/ee)
+	@ansible-builder create --file execution-environment.yml --context .build/ee --output-filename Containerfile >/dev/null
+	@echo "Build context: .build/ee (podman build -t toolhive-k8s-ee:$(COLLECTION_VERSION) .build/ee)"
 
 cluster-build: ## Build the test bed's binaries from Go modules (cached)
 	@testbed/build.sh

@@ -18,6 +18,7 @@ import json
 import os
 import ssl
 import tempfile
+import time
 from urllib.parse import urlencode
 
 from ansible.module_utils.basic import env_fallback
@@ -303,6 +304,18 @@ class K8sClient:
 
     def delete(self, path, dry_run=False):
         return self.request("DELETE", path, params={"dryRun": "All"} if dry_run else None)
+
+
+def retry_on_conflict(action, attempts=5):
+    """Run action() again when its write meets HTTP 409: someone changed the object between its read and its write
+    (or created the same object). Each attempt reads afresh, so the checks see what is there now."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except K8sError as exc:
+            if exc.status != 409 or attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 def client_from_module(module):

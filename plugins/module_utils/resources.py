@@ -163,14 +163,32 @@ def hpa_summary(hpa):
     }
 
 
-def wait_for_ready(client, workload, replicas, timeout, describe):
+def wait_for_ready(client, workload, replicas, timeout, describe, done=None, outage=15):
     """Poll until the workload runs `replicas` up-to-date ready pods; returns its counts.
 
-    describe(): a string with the resource's conditions for the timeout message.
+    describe(): a string with the resource's conditions for the timeout message. done: what the task already
+    changed, said if the wait fails. An API server that stops answering for up to `outage` seconds (a restart,
+    a leader change) is waited out; longer, and the task fails saying so.
     """
     deadline = time.time() + timeout
+    unreachable_since = None
+    what = "%s %s/%s" % (workload.kind, workload.namespace, workload.name)
     while True:
-        obj = client.get(workload.path())
+        try:
+            obj = client.get(workload.path())
+            unreachable_since = None
+        except K8sError as exc:
+            if exc.status is not None:  # an HTTP answer: the server is there and refused
+                raise
+            unreachable_since = unreachable_since or time.time()
+            if time.time() - unreachable_since >= min(outage, max(deadline - time.time(), 0)) or \
+                    time.time() >= deadline:
+                counts = workload.counts()
+                raise K8sError("lost the API server while waiting for %s to run %d ready replicas (last seen: ready "
+                               "%s of spec %s). %s%s" % (what, replicas, counts["ready"], counts["spec"],
+                                                         (done + "; that change stands. ") if done else "", exc))
+            time.sleep(1)
+            continue
         workload.obj = obj
         status = obj.get("status", {})
         observed = status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
@@ -179,10 +197,10 @@ def wait_for_ready(client, workload, replicas, timeout, describe):
             return workload.counts()
         if time.time() >= deadline:
             counts = workload.counts()
-            what = "%s %s/%s" % (workload.kind, workload.namespace, workload.name)
             raise K8sError("timed out after %ss waiting for %s to run %d ready replicas: spec %s, current %s, "
-                           "ready %s, updated %s. %s" % (timeout, what, replicas, counts["spec"], counts["current"],
-                                                         counts["ready"], counts["updated"], describe()))
+                           "ready %s, updated %s. %s%s" % (timeout, what, replicas, counts["spec"], counts["current"],
+                                                           counts["ready"], counts["updated"],
+                                                           (done + ". ") if done else "", describe()))
         time.sleep(1)
 
 

@@ -127,7 +127,7 @@ command:
 """
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_path, hpa_summary, role_for_target)
 
@@ -254,8 +254,13 @@ def present(module, client, resource, workload):
 
 
 def run(module, client):
-    params = module.params
     validate(module)
+    # An HPA created or a resource changed by someone else meanwhile is a 409: read again and decide again.
+    return retry_on_conflict(lambda: autoscale_once(module, client))
+
+
+def autoscale_once(module, client):
+    params = module.params
     resource = get_resource(client, params["kind"], params["name"], params["namespace"], params["api_version"])
     workload = find_workload(client, params["kind"], params["name"], params["namespace"],
                              role_for_target(params["kind"], params["target"]))

@@ -145,7 +145,7 @@ command:
 import json
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, describe_conditions, find_workload, get_resource, hpas_for, role_for_target, wait_for_ready)
 
@@ -183,11 +183,11 @@ def refuse_hpa(module, params, workload, hpas):
                                 hpa["metadata"]["name"], workload.kind, workload.name))
 
 
-def run(module, client):
+def write_scale(module, client):
+    """Read, check and write once; returns (result, workload). The write carries the resourceVersion read, so a
+    change made in between is a 409 and the whole decision is taken again (retry_on_conflict)."""
     params = module.params
     kind, name, namespace, replicas = params["kind"], params["name"], params["namespace"], params["replicas"]
-    if replicas < 0:
-        module.fail_json(msg="replicas must be 0 or more, got %d" % replicas)
     resource = get_resource(client, kind, name, namespace, params["api_version"])
     spec = resource.get("spec") or {}
     field = guards.field_for_target(kind, params["target"])
@@ -213,13 +213,26 @@ def run(module, client):
                               before_header="%s %s" % (workload.kind, workload.name),
                               after_header="%s %s" % (workload.kind, workload.name))
     if changed:
-        body = {"spec": {field if method == "resource" else "replicas": replicas}}
+        read = resource if method == "resource" else workload.obj
+        body = {"metadata": {"resourceVersion": read["metadata"]["resourceVersion"]},
+                "spec": {field if method == "resource" else "replicas": replicas}}
         path = cr_path(kind, namespace, name, params["api_version"]) if method == "resource" else workload.path("scale")
         client.patch(path, body, dry_run=module.check_mode)
+    return result, workload
+
+
+def run(module, client):
+    params = module.params
+    if params["replicas"] < 0:
+        module.fail_json(msg="replicas must be 0 or more, got %d" % params["replicas"])
+    result, workload = retry_on_conflict(lambda: write_scale(module, client))
     if params["wait"] and not module.check_mode:
-        wait_for_ready(client, workload, replicas, params["wait_timeout"],
+        kind, name, namespace = params["kind"], params["name"], params["namespace"]
+        wait_for_ready(client, workload, params["replicas"], params["wait_timeout"],
                        lambda: describe_conditions(client.get_or_none(cr_path(kind, namespace, name,
-                                                                              params["api_version"]))))
+                                                                              params["api_version"]))),
+                       done="%s %s was scaled to %d" % (workload.kind, workload.name, params["replicas"])
+                       if result["changed"] else None)
     elif not module.check_mode:
         workload.obj = client.get(workload.path())
     result["workload"] = workload.counts()

@@ -1,0 +1,159 @@
+"""The modules driven through pytest-ansible's fixtures (in-process Ansible,
+as a task runs), for what reads better in Python: concurrency, a 409 conflict
+at the worst moment, an API server that goes away mid-wait.
+
+Faults come from FaultyAPI, a plain-HTTP front that forwards every request to
+the real test-bed API server; the 409s are the API server's own answers to a
+real concurrent change."""
+import time
+
+import pytest
+import yaml
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import trust_as_template
+
+from ..conftest import REPO
+from .conftest import wait_for
+from .faulty_api import FaultyAPI
+
+
+@pytest.fixture(scope="session")
+def collection_loader():
+    # pytest-ansible looks modules up before it loads collections; load ours first.
+    init_plugin_loader([str(REPO / ".collections")])
+
+
+@pytest.fixture
+def hosts(ansible_adhoc, collection_loader, tmp_path):
+    """pytest-ansible's host manager (ansible_adhoc) over local hosts, each with its own host variables."""
+
+    def make(**hostvars):
+        inventory = tmp_path / "inventory.yml"
+        common = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+            host: dict(common, **variables) for host, variables in (hostvars or {"localhost": {}}).items()}}}))
+        return ansible_adhoc(inventory=str(inventory), host_pattern="all", connection="local")
+
+    return make
+
+
+@pytest.fixture
+def toolhive(hosts):
+    """toolhive(module, **args): run one of the collection's modules on localhost; the result of that host."""
+
+    def run(module, **args):
+        return getattr(hosts().localhost, "toolhive.k8s." + module)(**args)["localhost"]
+
+    return run
+
+
+@pytest.fixture
+def faulty_api(kubeconfig):
+    with FaultyAPI(kubeconfig) as proxy:
+        yield proxy
+
+
+def through(proxy):
+    return dict(host=proxy.url, api_key="unused-the-front-authenticates", kubeconfig=None)
+
+
+def scale_concurrently(kubectl, namespace, name, replicas):
+    """A hook making someone else's change right before our write reaches the API server, once."""
+    done = []
+
+    def hook(method, path):
+        if method == "PATCH" and path.split("?")[0].endswith("/deployments/%s/scale" % name) and not done:
+            done.append(True)
+            kubectl("scale", "deployment", name, "-n", namespace, f"--replicas={replicas}")
+
+    return hook
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(replicas=-1), "replicas must be 0 or more, got -1"),
+    (dict(replicas="three"), "argument 'replicas' is of type str and we were unable to convert to int"),
+    (dict(target="sidecar"), "value of target must be one of: proxy, backend, got: sidecar"),
+    (dict(kind="Deployment"), "value of kind must be one of: VirtualMCPServer, MCPServer, got: Deployment"),
+    (dict(wait_timeout="soon"), "argument 'wait_timeout' is of type str and we were unable to convert to int"),
+])
+def test_bad_input_is_refused_before_any_request(toolhive, faulty_api, vmcp, namespace, bad, message):
+    name = vmcp()
+    result = toolhive("scale", **dict(dict(kind="VirtualMCPServer", name=name, namespace=namespace, replicas=2,
+                                           **through(faulty_api)), **bad))
+    assert result.is_failed and message in result["msg"]
+    assert faulty_api.log == []
+
+
+def test_two_hosts_scaling_at_once_both_end_consistent(hosts, vmcp, get, namespace, kubeconfig):
+    """Ansible's own forks run the two tasks in parallel; each one's write is checked against what it read."""
+    name = vmcp()
+    both = hosts(a={"wanted": 2}, b={"wanted": 4})
+    results = getattr(both.all, "toolhive.k8s.scale")(
+        kind="VirtualMCPServer", name=name, namespace=namespace, replicas=trust_as_template("{{ wanted }}"), wait=False,
+        allow_without_session_storage=True, kubeconfig=kubeconfig)
+    assert set(results.keys()) == {"a", "b"}
+    assert not any(r.is_failed for r in results.values()), [dict(r) for r in results.values()]
+    final = wait_for("the deployment to settle", lambda: (
+        (d := get("deployment", name))["status"].get("readyReplicas") == d["spec"]["replicas"] and d))
+    assert final["spec"]["replicas"] in (2, 4)
+
+
+def test_a_409_is_retried_with_a_fresh_read(toolhive, faulty_api, vmcp, get, kubectl, namespace):
+    name = vmcp()
+    faulty_api.hooks.append(scale_concurrently(kubectl, namespace, name, replicas=2))
+    result = toolhive("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=3,
+                      allow_without_session_storage=True, wait_timeout=60, **through(faulty_api))
+    assert not result.is_failed, result.get("msg")
+    patches = [entry[2] for entry in faulty_api.log if entry[0] == "PATCH"]
+    assert patches == [409, 200]  # the real API server refused the stale write, the retry went through
+    assert result["before"] == 2 and result["after"] == 3  # decided again on what was there after the change
+    assert get("deployment", name)["spec"]["replicas"] == 3 and result["ready_replicas"] == 3
+
+
+def test_a_409_rechecks_the_precondition(toolhive, faulty_api, vmcp, get, kubectl, namespace):
+    name = vmcp()
+    faulty_api.hooks.append(scale_concurrently(kubectl, namespace, name, replicas=2))
+    result = toolhive("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=3,
+                      current_replicas=1, allow_without_session_storage=True, **through(faulty_api))
+    assert result.is_failed
+    assert "expected 1 current replicas (current_replicas) but found 2; nothing was changed" in result["msg"]
+    assert get("deployment", name)["spec"]["replicas"] == 2  # the other writer's count, not overwritten
+
+
+def test_the_api_server_going_away_mid_wait_is_named(toolhive, faulty_api, vmcp, get, namespace):
+    name = vmcp()
+
+    def away_once_scaled(method, path):
+        if method == "GET" and ("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+                                200) in faulty_api.log:
+            faulty_api.go_away()
+
+    faulty_api.hooks.append(away_once_scaled)
+    started = time.monotonic()
+    result = toolhive("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=3,
+                      allow_without_session_storage=True, wait_timeout=8, **through(faulty_api))
+    assert result.is_failed
+    assert f"lost the API server while waiting for Deployment {namespace}/{name} to run 3 ready replicas" \
+        in result["msg"]
+    assert f"Deployment {name} was scaled to 3; that change stands" in result["msg"]
+    assert "the API server could not be reached" in result["msg"] and faulty_api.url in result["msg"]
+    assert time.monotonic() - started < 30  # gave up at the wait timeout, did not hang
+    assert get("deployment", name)["spec"]["replicas"] == 3
+
+
+def test_a_short_outage_mid_wait_is_waited_out(toolhive, faulty_api, vmcp, get, namespace):
+    name = vmcp()
+    outage = {}
+
+    def blip(method, path):
+        if method == "GET" and any(entry[0] == "PATCH" for entry in faulty_api.log) and "start" not in outage:
+            outage["start"] = time.monotonic()
+        if "start" in outage and time.monotonic() - outage["start"] < 3:
+            return "cut"
+        return None
+
+    faulty_api.hooks.append(blip)
+    result = toolhive("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=2,
+                      allow_without_session_storage=True, wait_timeout=60, **through(faulty_api))
+    assert not result.is_failed, result.get("msg")
+    assert result["ready_replicas"] == 2 and "start" in outage

@@ -116,7 +116,23 @@ def exported_manifests(namespace, target_namespace):
     return manifests
 
 
-def bench_deploy(sizes, runs, audit, rows):
+def growth(by_size):
+    """How deploy cost grows with N: seconds and API requests per extra MCPServer, between the smallest and the
+    largest N, for the playbook and for kubectl."""
+    if len(by_size) < 2:
+        return []
+    low, high = min(by_size), max(by_size)
+    lines = []
+    for who in ("playbook", "kubectl"):
+        (t_low, r_low), (t_high, r_high) = by_size[low][who], by_size[high][who]
+        per_second = (t_high - t_low) / (high - low)
+        per_request = (r_high - r_low) / (high - low)
+        lines.append(f"- {who}: {t_low:.1f} s at N={low}, {t_high:.1f} s at N={high}: {per_second:.2f} s and "
+                     f"{per_request:.1f} API requests per extra MCPServer (fixed part {t_low - per_second * low:.1f} s)")
+    return lines
+
+
+def bench_deploy(sizes, runs, audit, rows, by_size):
     for size in sizes:
         ansible, rerun, baseline = [], [], []
         for attempt in range(runs):
@@ -139,6 +155,8 @@ def bench_deploy(sizes, runs, audit, rows):
             for ns in (ns_a, ns_k):
                 kubectl("delete", "namespace", ns, "--wait=false")
         rows.append((f"deploy N={size}: playbooks/deploy.yml", ansible, baseline, "kubectl apply --server-side + wait"))
+        by_size[size] = {"playbook": (median(ansible, "seconds"), median(ansible, "requests")),
+                         "kubectl": (median(baseline, "seconds"), median(baseline, "requests"))}
         rows.append((f"no-op re-run N={size}", rerun, None, None))
 
 
@@ -224,13 +242,15 @@ def main():
     if not AUDIT_LOG.exists():
         raise SystemExit(f"no audit log at {AUDIT_LOG}: the benchmarks need the local test bed (make cluster-up)")
 
-    audit, rows = Audit(), []
-    bench_deploy(args.sizes, args.runs, audit, rows)
+    audit, rows, by_size = Audit(), [], {}
+    bench_deploy(args.sizes, args.runs, audit, rows, by_size)
     bench_scale(args.runs, audit, rows)
     bench_startup(max(args.runs, 5), rows)
     header = (f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}; median of {args.runs} runs")
     out = f"{header}\n\n{table(rows)}\n"
+    if len(by_size) > 1:
+        out += "\nGrowth with N:\n\n" + "\n".join(growth(by_size)) + "\n"
     print(out)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

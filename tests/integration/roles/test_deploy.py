@@ -119,7 +119,7 @@ def test_diff_shows_a_change_and_teardown_keeps_the_secret_unless_purged(run_pla
                              "session_storage": {"provider": "redis", "address": "r:1",
                                                  "passwordRef": {"name": "nope", "key": "password"}}}]},
      "names Secret nope, which does not exist"),
-    ({"toolhive_api_version": "v1alpha9"}, "value of operator_api_version must be one of: v1beta1, v1alpha1"),
+    ({"toolhive_api_version": "v1alpha9"}, "value of toolhive_api_version must be one of: v1beta1, v1alpha1"),
 ])
 def test_guards_refuse_before_any_write(run_playbook, kubectl, fresh_namespace, overrides, message):
     ns = fresh_namespace

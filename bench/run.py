@@ -152,8 +152,8 @@ def bench_deploy(sizes, runs, audit, rows, by_size):
                       f"kubectl wait -n {ns_k} --for=jsonpath='{{.status.phase}}'=Ready mcpserver --all "
                       f"--timeout=300s >/dev/null")
             baseline.append(measure(["bash", "-c", script], audit))
-            for ns in (ns_a, ns_k):
-                kubectl("delete", "namespace", ns, "--wait=false")
+            # Gone before the next run starts: an operator busy deleting would slow whichever runs next.
+            kubectl("delete", "namespace", ns_a, ns_k, "--wait=true", "--timeout=300s")
         rows.append((f"deploy N={size}: playbooks/deploy.yml", ansible, baseline, "kubectl apply --server-side + wait"))
         by_size[size] = {"playbook": (median(ansible, "seconds"), median(ansible, "requests")),
                          "kubectl": (median(baseline, "seconds"), median(baseline, "requests"))}

@@ -306,6 +306,21 @@ class K8sClient:
         return self.request("DELETE", path, params={"dryRun": "All"} if dry_run else None)
 
 
+class ReadCache:
+    """Reads through a K8sClient, each path and query asked once: a report over many resources lists the
+    namespace's workloads and HPAs once, not once per resource. For reads only, over one short moment."""
+
+    def __init__(self, client):
+        self.client = client
+        self._answers = {}
+
+    def get(self, path, **params):
+        key = (path, tuple(sorted(params.items())))
+        if key not in self._answers:
+            self._answers[key] = self.client.get(path, **params)
+        return self._answers[key]
+
+
 def retry_on_conflict(action, attempts=5):
     """Run action() again when its write meets HTTP 409: someone changed the object between its read and its write
     (or created the same object). Each attempt reads afresh, so the checks see what is there now."""

@@ -112,10 +112,12 @@ def find_workload(client, resource_kind, name, namespace, role):
     Returns a Workload whose obj is None when the operator has not created it (yet).
     """
     kind = "StatefulSet" if role == "backend" else "Deployment"
-    selector = "app.kubernetes.io/instance=%s" % name
+    wanted = {"app.kubernetes.io/instance": name}
     if role != "backend":
-        selector += ",app=%s" % APP_LABEL[resource_kind]
-    items = client.get(workload_path(kind, namespace), labelSelector=selector).get("items", [])
+        wanted["app"] = APP_LABEL[resource_kind]
+    # The namespace's whole list, filtered here: one request that a ReadCache shares between many resources.
+    items = [i for i in client.get(workload_path(kind, namespace)).get("items", [])
+             if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
     owned = [i for i in items if _owned_by(i, resource_kind, name)]
     # The backend StatefulSet is created by the proxy runner, not the operator:
     # it carries the instance label but may have no owner reference.

@@ -147,7 +147,7 @@ findings:
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_summary, hpas_for, roles_of)
 
@@ -202,13 +202,18 @@ def report(client, resource):
 
 def fetch(client, params):
     kind, namespace = params["kind"], params["namespace"]
-    if params["name"] or params["names"]:
-        names = [params["name"]] if params["name"] else params["names"]
-        return [get_resource(client, kind, name, namespace, params["api_version"]) for name in names]
+    if params["name"]:
+        return [get_resource(client, kind, params["name"], namespace, params["api_version"])]
     items = client.get(cr_path(kind, namespace, api_version=params["api_version"]),
-                       labelSelector=params["label_selector"]).get("items", [])
+                       labelSelector=None if params["names"] else params["label_selector"]).get("items", [])
     for item in items:  # list items carry no kind
         item.setdefault("kind", kind)
+    if params["names"]:  # one list for all of them, not one request per name
+        found = {item["metadata"]["name"]: item for item in items}
+        for name in params["names"]:
+            if name not in found:  # a 404 that names it, as for one name (or it has just appeared)
+                found[name] = get_resource(client, kind, name, namespace, params["api_version"])
+        return [found[name] for name in params["names"]]
     return items
 
 
@@ -237,9 +242,10 @@ def run(module, client):
                                   for c in conditions) or "no conditions"))
             module.fail_json(msg="timed out after %ss waiting for conditions: %s"
                                  % (params["wait_timeout"], "; ".join(seen)),
-                             resources=[report(client, r) for r in resources])
+                             resources=[report(ReadCache(client), r) for r in resources])
         time.sleep(1)
-    reports = [report(client, r) for r in resources]
+    reader = ReadCache(client)
+    reports = [report(reader, r) for r in resources]
     findings = ["%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], f) for r in reports for f in r["findings"]]
     return dict(changed=False, resources=reports, findings=findings)
 

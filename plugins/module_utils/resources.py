@@ -183,8 +183,7 @@ def wait_for_ready(client, workload, replicas, timeout, describe, done=None, out
             if exc.status is not None:  # an HTTP answer: the server is there and refused
                 raise
             unreachable_since = unreachable_since or time.time()
-            if time.time() - unreachable_since >= min(outage, max(deadline - time.time(), 0)) or \
-                    time.time() >= deadline:
+            if time.time() - unreachable_since >= outage or time.time() >= deadline:
                 counts = workload.counts()
                 raise K8sError("lost the API server while waiting for %s to run %d ready replicas (last seen: ready "
                                "%s of spec %s). %s%s" % (what, replicas, counts["ready"], counts["spec"],

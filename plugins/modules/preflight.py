@@ -147,13 +147,21 @@ def check_names(client, servers, served, problems, checks):
     for manifest in servers:
         meta = manifest["metadata"]
         by_key.setdefault((meta.get("namespace"), meta["name"]), set()).add(manifest["kind"])
+    existing = {}  # (other kind, namespace) -> names there: one list per namespace, not one read per server
+
+    def exists(kind, namespace, name, version):
+        if (kind, namespace) not in existing:
+            items = client.get(cr_path(kind, namespace, api_version=version)).get("items") or []
+            existing[(kind, namespace)] = {item["metadata"]["name"] for item in items}
+        return name in existing[(kind, namespace)]
+
     for (namespace, name), kinds in sorted(by_key.items()):
         clash = kinds == set(guards.SCALED_KINDS)
         for kind in kinds:
             other = "VirtualMCPServer" if kind == "MCPServer" else "MCPServer"
             if not clash and served.get(other):
                 version = next(m["apiVersion"].split("/")[-1] for m in servers if m["kind"] == kind)
-                clash = client.get_or_none(cr_path(other, namespace, name, version)) is not None
+                clash = exists(other, namespace, name, version)
         if clash:
             problems.append("MCPServer and VirtualMCPServer %s/%s share a name: both would run Deployment %s. Fix: "
                             "rename one of them" % (namespace, name, name))
@@ -163,6 +171,7 @@ def check_names(client, servers, served, problems, checks):
 def check_secrets(client, servers, pending, problems, checks):
     pending_keys = {(p["namespace"], p["name"], p.get("key")) for p in pending}
     pending_names = {(p["namespace"], p["name"]) for p in pending}
+    secrets = {}  # every server names the same Secret: read it once
     for manifest in servers:
         meta = manifest["metadata"]
         ref = ((manifest.get("spec") or {}).get("sessionStorage") or {}).get("passwordRef")
@@ -172,7 +181,10 @@ def check_secrets(client, servers, pending, problems, checks):
         where = guards.label(manifest["kind"], namespace, meta["name"]) + ": spec.sessionStorage.passwordRef "
         if (namespace, secret_name, key) in pending_keys or ((namespace, secret_name) in pending_names and not key):
             continue
-        secret = client.get_or_none("/api/v1/namespaces/%s/secrets/%s" % (namespace, secret_name))
+        if (namespace, secret_name) not in secrets:
+            secrets[(namespace, secret_name)] = client.get_or_none("/api/v1/namespaces/%s/secrets/%s"
+                                                                   % (namespace, secret_name))
+        secret = secrets[(namespace, secret_name)]
         if secret is None:
             problems.append(where + "names Secret %s, which does not exist in %s. Fix: create it (the role "
                                     "toolhive.k8s.redis does) or point passwordRef at the Redis password Secret"
@@ -181,7 +193,7 @@ def check_secrets(client, servers, pending, problems, checks):
             problems.append(where + "names key %r, which Secret %s/%s does not have (it has: %s). Fix: use one of "
                                     "those keys" % (key, namespace, secret_name,
                                                     ", ".join(sorted(secret.get("data") or {})) or "none"))
-        else:
+        elif "Secret %s/%s has key %s" % (namespace, secret_name, key) not in checks:
             checks.append("Secret %s/%s has key %s" % (namespace, secret_name, key))
 
 

@@ -70,3 +70,13 @@ def test_sentinel_addresses_instead_of_the_service_and_teardown(run_playbook, ku
                        ("service", "auth-redis-sentinel")):
         assert kubectl("get", kind, name, "-n", namespace, check=False).returncode != 0
     assert kubectl("get", "secret", "auth-redis-auth", "-n", namespace, check=False).returncode == 0
+
+
+def test_role_twice_in_one_run_keeps_the_password_and_removes_the_network_policy(run_playbook, kubectl, namespace):
+    """The role caches its reads (deploy.yml reads before it writes); a second run of it in the same play must read
+    again: a stale read would create the Secret anew (a new password) and miss the NetworkPolicy to remove."""
+    result = run_playbook("tests/integration/roles/playbooks/redis_twice.yml", extra_vars={"redis_namespace": namespace})
+    assert recap(result.output)["failed"] == 0, result.output[-4000:]
+    policies = kubectl("get", "networkpolicy", "-n", namespace, "-o", "json")["items"]
+    assert policies == [], policies
+    assert kubectl("get", "secret", "toolhive-redis-auth", "-n", namespace, "-o", "json")["data"]["password"]

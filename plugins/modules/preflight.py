@@ -103,6 +103,13 @@ warnings_found:
   returned: always
   type: list
   elements: str
+missing:
+  description: The resources that do not exist yet, as C(Kind namespace/name); empty when every one exists (an
+    apply can then be compared with a server-side dry run first).
+  returned: success
+  type: list
+  elements: str
+  sample: ["MCPServer toolhive/fetch"]
 problems:
   description: Every problem found (the task fails when there is one).
   returned: on failure
@@ -141,31 +148,47 @@ def check_crds(client, resources, problems, checks):
     return served
 
 
-def check_names(client, servers, served, problems, checks):
+class ExistingNames:
+    """Names of one kind in one namespace, one list each: the checks ask about many servers."""
+
+    def __init__(self, client):
+        self.client = client
+        self._names = {}
+
+    def __call__(self, kind, namespace, version):
+        if (kind, namespace) not in self._names:
+            items = self.client.get(cr_path(kind, namespace, api_version=version)).get("items") or []
+            self._names[(kind, namespace)] = {item["metadata"]["name"] for item in items}
+        return self._names[(kind, namespace)]
+
+
+def check_names(existing, servers, served, problems, checks):
     """An MCPServer and a VirtualMCPServer of one name would share Deployment <name>."""
     by_key = {}
     for manifest in servers:
         meta = manifest["metadata"]
         by_key.setdefault((meta.get("namespace"), meta["name"]), set()).add(manifest["kind"])
-    existing = {}  # (other kind, namespace) -> names there: one list per namespace, not one read per server
-
-    def exists(kind, namespace, name, version):
-        if (kind, namespace) not in existing:
-            items = client.get(cr_path(kind, namespace, api_version=version)).get("items") or []
-            existing[(kind, namespace)] = {item["metadata"]["name"] for item in items}
-        return name in existing[(kind, namespace)]
-
     for (namespace, name), kinds in sorted(by_key.items()):
         clash = kinds == set(guards.SCALED_KINDS)
         for kind in kinds:
             other = "VirtualMCPServer" if kind == "MCPServer" else "MCPServer"
             if not clash and served.get(other):
                 version = next(m["apiVersion"].split("/")[-1] for m in servers if m["kind"] == kind)
-                clash = exists(other, namespace, name, version)
+                clash = name in existing(other, namespace, version)
         if clash:
             problems.append("MCPServer and VirtualMCPServer %s/%s share a name: both would run Deployment %s. Fix: "
                             "rename one of them" % (namespace, name, name))
     checks.append("no MCPServer shares a name with a VirtualMCPServer")
+
+
+def find_missing(existing, resources):
+    """The resources that do not exist yet ("Kind namespace/name"), so the caller knows an apply will create."""
+    missing = []
+    for resource in resources:
+        kind, meta = resource["kind"], resource["metadata"]
+        if meta["name"] not in existing(kind, meta["namespace"], resource["apiVersion"].split("/")[-1]):
+            missing.append("%s %s/%s" % (kind, meta["namespace"], meta["name"]))
+    return missing
 
 
 def check_secrets(client, servers, pending, problems, checks):
@@ -221,14 +244,15 @@ def run(module, client):
         problems.extend(errors)
         warnings.extend(accepted)
     served = check_crds(client, resources, problems, checks)
-    check_names(client, servers, served, problems, checks)
+    existing = ExistingNames(client)
+    check_names(existing, servers, served, problems, checks)
     check_secrets(client, servers, params["pending_secrets"], problems, checks)
     for warning in warnings:
         module.warn(warning)
     if problems:
         module.fail_json(msg="preflight found %d problem(s), nothing was written:\n- %s"
                              % (len(problems), "\n- ".join(problems)), problems=problems, checks=checks)
-    return dict(changed=False, checks=checks, warnings_found=warnings)
+    return dict(changed=False, checks=checks, warnings_found=warnings, missing=find_missing(existing, resources))
 
 
 def main():

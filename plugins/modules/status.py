@@ -243,7 +243,7 @@ def run(module, client):
             module.fail_json(msg="timed out after %ss waiting for conditions: %s"
                                  % (params["wait_timeout"], "; ".join(seen)),
                              resources=[report(ReadCache(client), r) for r in resources])
-        time.sleep(1)
+        time.sleep(0.5)
     reader = ReadCache(client)
     reports = [report(reader, r) for r in resources]
     findings = ["%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], f) for r in reports for f in r["findings"]]

@@ -142,3 +142,14 @@ def test_preflight_names_an_api_version_the_crds_do_not_serve(module, namespace)
     manifest["apiVersion"] = "toolhive.stacklok.dev/v1alpha9"
     result = module("preflight", resources=[manifest])
     assert result.failed and "does not serve v1alpha9" in result["msg"] and "v1beta1" in result["msg"]
+
+
+def test_preflight_reports_which_resources_do_not_exist_yet(module, mcpserver, namespace):
+    mcpserver("there", transport="streamable-http")
+    group = {"apiVersion": API, "kind": "MCPGroup", "metadata": {"name": "new-group", "namespace": namespace},
+             "spec": {}}
+    result = module("preflight", resources=[server("there", namespace, transport="streamable-http"),
+                                            server("new", namespace, transport="streamable-http"), group])
+    assert not result.failed, result.output
+    assert result["missing"] == [f"MCPServer {namespace}/new", f"MCPGroup {namespace}/new-group"]
+    assert module("preflight", resources=[server("there", namespace, transport="streamable-http")])["missing"] == []

@@ -1,6 +1,10 @@
 """The roles through playbooks/deploy.yml and teardown.yml, on the test bed."""
 import base64
+import json
 import re
+import time
+
+from ..conftest import REPO
 
 import pytest
 
@@ -34,6 +38,28 @@ def example(namespace, **overrides):
 def password(kubectl, namespace):
     secret = kubectl("get", "secret", "toolhive-redis-auth", "-n", namespace, "-o", "json")
     return base64.b64decode(secret["data"]["password"]).decode()
+
+
+class Writes:
+    """Write requests to one namespace, from the test bed's audit log (kind has none: None there)."""
+    LOG = REPO / ".cluster" / "logs" / "audit.log"
+
+    def __init__(self, namespace):
+        self.namespace = namespace
+        self.offset = self.LOG.stat().st_size if self.LOG.exists() else None
+
+    def count(self):
+        if self.offset is None:
+            return None
+        time.sleep(1)  # let the last events land
+        with self.LOG.open("rb") as log:
+            log.seek(self.offset)
+            events = [json.loads(line) for line in log]
+        return [f"{e['verb']} {e['requestURI']}" for e in events
+                if e.get("verb") in ("create", "update", "patch", "delete", "deletecollection")
+                and (e.get("objectRef") or {}).get("namespace") == self.namespace
+                and "dryRun=All" not in e.get("requestURI", "")
+                and e.get("user", {}).get("username") == "toolhive-testbed-admin"]
 
 
 @pytest.fixture
@@ -76,8 +102,10 @@ def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook
     assert cond["SessionStorageWarning"]["status"] == "False"
     assert cond["SessionStorageWarning"]["reason"] == "SessionStorageConfigured"
 
+    writes = Writes(ns)
     second = run_playbook(PLAYBOOK, extra_vars=example(ns))
     assert recap(second.output)["changed"] == 0, second.output[-4000:]
+    assert writes.count() in ([], None)  # a no-op run writes nothing (dry runs only)
     assert password(kubectl, ns) == secret  # generated once, never regenerated
 
 

@@ -23,8 +23,11 @@ from urllib.parse import urlencode
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.toolhive.k8s.plugins.module_utils import values
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, connection_error
 
+# Every write of the collection carries this field manager, the one its roles apply with.
+FIELD_MANAGER = "toolhive.k8s"
 IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 # Same option names and K8S_AUTH_* variables as kubernetes.core (and AWX's
@@ -302,8 +305,15 @@ class K8sClient:
         params = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
         return self.request("PATCH", path, body, params=params, content_type=CONTENT_TYPES[patch_type])
 
-    def delete(self, path, dry_run=False):
-        return self.request("DELETE", path, params={"dryRun": "All"} if dry_run else None)
+    def delete(self, path, dry_run=False, preconditions=None):
+        """preconditions {uid, resourceVersion}: the API server deletes only that very object (else 409)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions} if preconditions else None
+        return self.request("DELETE", path, body, params={"dryRun": "All"} if dry_run else None)
+
+    def replace(self, path, body, dry_run=False, field_manager=None):
+        """PUT: with metadata.resourceVersion set, a 409 if anyone changed the object since it was read."""
+        params = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
+        return self.request("PUT", path, body, params=params)
 
 
 class ReadCache:
@@ -315,9 +325,15 @@ class ReadCache:
         self._answers = {}
 
     def get(self, path, **params):
-        key = (path, tuple(sorted(params.items())))
+        return self._answer(self.client.get, path, params)
+
+    def get_or_none(self, path, **params):
+        return self._answer(self.client.get_or_none, path, params)
+
+    def _answer(self, read, path, params):
+        key = (read.__name__, path, tuple(sorted(params.items())))
         if key not in self._answers:
-            self._answers[key] = self.client.get(path, **params)
+            self._answers[key] = read(path, **params)
         return self._answers[key]
 
 
@@ -357,8 +373,14 @@ def run_module(argument_spec, run, **kwargs):
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(argument_spec=dict(AUTH_ARG_SPEC, **argument_spec), supports_check_mode=True, **kwargs)
+    problems = values.check_params(module.params)
+    if problems:  # before the client exists: a bad name never reaches a request
+        module.fail_json(msg="%d option(s) refused before any request:\n- %s" % (len(problems), "\n- ".join(problems)),
+                         problems=problems)
     client = client_from_module(module)
     try:
         module.exit_json(**run(module, client))
     except K8sError as exc:
         module.fail_json(msg=str(exc), status=exc.status)
+    except ValueError as exc:  # a path builder refused a name (values.path_segment)
+        module.fail_json(msg=str(exc))

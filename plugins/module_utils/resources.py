@@ -13,6 +13,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 
 GROUP = "toolhive.stacklok.dev"
 PLURALS = {
@@ -25,12 +26,22 @@ APP_LABEL = {"MCPServer": "mcpserver", "VirtualMCPServer": "virtualmcpserver"}
 WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
 
+# Every name and namespace passes values.path_segment before it becomes part of a path:
+# no value can walk the API (../, /, %2F).
+def _segments(namespace, name):
+    path_segment(namespace, "namespace")
+    if name:
+        path_segment(name, "name")
+
+
 def cr_path(kind, namespace, name=None, api_version="v1beta1"):
+    _segments(namespace, name)
     path = "/apis/%s/%s/namespaces/%s/%s" % (GROUP, api_version, namespace, PLURALS[kind])
     return path + "/" + name if name else path
 
 
 def workload_path(kind, namespace, name=None, subresource=None):
+    _segments(namespace, name)
     path = "/apis/apps/v1/namespaces/%s/%s" % (namespace, WORKLOAD_PLURALS[kind])
     if name:
         path += "/" + name
@@ -40,6 +51,7 @@ def workload_path(kind, namespace, name=None, subresource=None):
 
 
 def hpa_path(namespace, name=None):
+    _segments(namespace, name)
     path = "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers" % namespace
     return path + "/" + name if name else path
 

@@ -31,6 +31,12 @@ attributes:
     support: full
     description: Shows the HPA spec (and the released replica field) before and after.
 options:
+  replica_limit:
+    description:
+      - Upper bound for any replica count this task sets; a larger one is refused before any request (a typo such as
+        C(10000) would otherwise start that many pods). Raise it when you mean it.
+    type: int
+    default: 20
   name:
     description: Name of the resource.
     type: str
@@ -276,6 +282,7 @@ def autoscale_once(module, client):
 def main():
     argument_spec = dict(
         RESOURCE_ARG_SPEC,
+        replica_limit=dict(type="int", default=20),
         name=dict(type="str", required=True),
         target=dict(type="str", choices=["proxy", "backend"], default="proxy"),
         state=dict(type="str", choices=["present", "absent"], default="present"),

@@ -11,6 +11,8 @@ short_description: Check ToolHive manifests and the cluster before anything is w
 version_added: 0.1.0
 description:
   - The guards the roles of this collection run before their first write. Reads only.
+  - First, the scope - every manifest must be of a kind this collection writes, in one of O(namespaces), with a
+    Kubernetes name; a manifest out of scope stops the check before anything is read.
   - Fails with one message listing every problem, each naming the resource, the field and the fix.
   - Checks that the ToolHive CRDs are installed and serve the manifests' API version; that no stdio server asks
     for more than one replica (proxy or backend); that no server runs more than one replica without Redis session
@@ -26,10 +28,18 @@ extends_documentation_fragment:
   - toolhive.k8s.attributes.reads
 options:
   resources:
-    description: Rendered ToolHive manifests (MCPServer, VirtualMCPServer, MCPGroup, MCPExternalAuthConfig).
+    description:
+      - Every manifest the job will apply - the ToolHive resources (MCPServer, VirtualMCPServer, MCPGroup,
+        MCPExternalAuthConfig) and Redis's (ConfigMap, Secret, Service, Deployment, StatefulSet, NetworkPolicy).
+      - Any other kind or API group is refused, and so is a name or namespace that is not a Kubernetes name.
     type: list
     elements: dict
     required: true
+  namespaces:
+    description: The namespaces the job deploys to; a manifest in any other is refused. Empty, any namespace.
+    type: list
+    elements: str
+    default: []
   autoscaled:
     description: Workloads the play gives an HPA.
     type: list
@@ -117,19 +127,45 @@ problems:
   elements: str
 """
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, values
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import GROUP, PLURALS, cr_path, crds_missing_message
 
 
+# The only objects a job of this collection writes: anything else among the manifests (a ClusterRole, a
+# Namespace, an object in another namespace) came from a value that was not data, and is refused.
+WRITTEN_KINDS = dict({kind: GROUP for kind in PLURALS}, ConfigMap="v1", Secret="v1", Service="v1",
+                     Deployment="apps/v1", StatefulSet="apps/v1", NetworkPolicy="networking.k8s.io/v1")
+
+
+def check_scope(index, manifest, namespaces):
+    """Problems of one manifest's kind, API group, name and namespace."""
+    meta = manifest.get("metadata") or {}
+    kind, api_version = manifest.get("kind"), str(manifest.get("apiVersion", ""))
+    what = "resources[%d] (%s %s)" % (index, values.shown(kind, 40), values.shown(meta.get("name"), 40))
+    if kind not in WRITTEN_KINDS:
+        return [what + ": kind %s is not one this collection writes (%s)" % (values.shown(kind, 40),
+                                                                             ", ".join(sorted(WRITTEN_KINDS)))]
+    wanted = WRITTEN_KINDS[kind]  # an apiVersion, or a group whose versions all do
+    if api_version != wanted and not api_version.startswith(wanted + "/"):
+        return [what + ": apiVersion %s is not %s's (%s)" % (values.shown(api_version, 40), kind, wanted)]
+    problems = []
+    for field, rule in (("name", values.name), ("namespace", values.namespace)):
+        problem = rule(meta.get(field))
+        if problem:
+            problems.append(what + ": metadata.%s %s %s" % (field, values.shown(meta.get(field)), problem))
+    if not problems and namespaces and meta["namespace"] not in namespaces:
+        problems.append(what + ": namespace %s is not one this job deploys to (%s)"
+                        % (meta["namespace"], ", ".join(namespaces)))
+    return problems
+
+
 def check_crds(client, resources, problems, checks):
-    """{kind: served} for the manifests' kinds and API versions."""
+    """{kind: served} for the manifests' ToolHive kinds and API versions."""
     served = {}
     missing = []
-    for kind, version in sorted({(r.get("kind"), r.get("apiVersion", "").split("/")[-1]) for r in resources}):
-        if kind not in PLURALS:
-            problems.append("%s is not a ToolHive kind this collection manages" % kind)
-            continue
+    for kind, version in sorted({(r.get("kind"), r.get("apiVersion", "").split("/")[-1]) for r in resources
+                                 if r.get("kind") in PLURALS}):
         crd = client.get_or_none("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s.%s"
                                  % (PLURALS[kind], GROUP))
         if crd is None:
@@ -148,21 +184,12 @@ def check_crds(client, resources, problems, checks):
     return served
 
 
-class ExistingNames:
-    """Names of one kind in one namespace, one list each: the checks ask about many servers."""
-
-    def __init__(self, client):
-        self.client = client
-        self._names = {}
-
-    def __call__(self, kind, namespace, version):
-        if (kind, namespace) not in self._names:
-            items = self.client.get(cr_path(kind, namespace, api_version=version)).get("items") or []
-            self._names[(kind, namespace)] = {item["metadata"]["name"] for item in items}
-        return self._names[(kind, namespace)]
+def names_of(reader, kind, namespace, version):
+    """Names of one kind in one namespace: one list (ReadCache) however many servers ask."""
+    return {item["metadata"]["name"] for item in reader.get(cr_path(kind, namespace, api_version=version))["items"]}
 
 
-def check_names(existing, servers, served, problems, checks):
+def check_names(reader, servers, served, problems, checks):
     """An MCPServer and a VirtualMCPServer of one name would share Deployment <name>."""
     by_key = {}
     for manifest in servers:
@@ -174,27 +201,26 @@ def check_names(existing, servers, served, problems, checks):
             other = "VirtualMCPServer" if kind == "MCPServer" else "MCPServer"
             if not clash and served.get(other):
                 version = next(m["apiVersion"].split("/")[-1] for m in servers if m["kind"] == kind)
-                clash = name in existing(other, namespace, version)
+                clash = name in names_of(reader, other, namespace, version)
         if clash:
             problems.append("MCPServer and VirtualMCPServer %s/%s share a name: both would run Deployment %s. Fix: "
                             "rename one of them" % (namespace, name, name))
     checks.append("no MCPServer shares a name with a VirtualMCPServer")
 
 
-def find_missing(existing, resources):
+def find_missing(reader, resources):
     """The resources that do not exist yet ("Kind namespace/name"), so the caller knows an apply will create."""
     missing = []
     for resource in resources:
         kind, meta = resource["kind"], resource["metadata"]
-        if meta["name"] not in existing(kind, meta["namespace"], resource["apiVersion"].split("/")[-1]):
+        if meta["name"] not in names_of(reader, kind, meta["namespace"], resource["apiVersion"].split("/")[-1]):
             missing.append("%s %s/%s" % (kind, meta["namespace"], meta["name"]))
     return missing
 
 
-def check_secrets(client, servers, pending, problems, checks):
+def check_secrets(reader, servers, pending, problems, checks):
     pending_keys = {(p["namespace"], p["name"], p.get("key")) for p in pending}
     pending_names = {(p["namespace"], p["name"]) for p in pending}
-    secrets = {}  # every server names the same Secret: read it once
     for manifest in servers:
         meta = manifest["metadata"]
         ref = ((manifest.get("spec") or {}).get("sessionStorage") or {}).get("passwordRef")
@@ -204,10 +230,8 @@ def check_secrets(client, servers, pending, problems, checks):
         where = guards.label(manifest["kind"], namespace, meta["name"]) + ": spec.sessionStorage.passwordRef "
         if (namespace, secret_name, key) in pending_keys or ((namespace, secret_name) in pending_names and not key):
             continue
-        if (namespace, secret_name) not in secrets:
-            secrets[(namespace, secret_name)] = client.get_or_none("/api/v1/namespaces/%s/secrets/%s"
-                                                                   % (namespace, secret_name))
-        secret = secrets[(namespace, secret_name)]
+        secret = reader.get_or_none("/api/v1/namespaces/%s/secrets/%s"
+                                    % (namespace, values.path_segment(secret_name, "passwordRef.name")))
         if secret is None:
             problems.append(where + "names Secret %s, which does not exist in %s. Fix: create it (the role "
                                     "toolhive.k8s.redis does) or point passwordRef at the Redis password Secret"
@@ -225,11 +249,10 @@ def run(module, client):
     resources = params["resources"]
     problems, checks, warnings = [], [], []
     for index, manifest in enumerate(resources):
-        meta = manifest.get("metadata") or {}
-        if not manifest.get("kind") or not meta.get("name") or not meta.get("namespace"):
-            problems.append("resources[%d] needs kind, metadata.name and metadata.namespace" % index)
-    if problems:
-        module.fail_json(msg="preflight: " + "; ".join(problems), problems=problems)
+        problems.extend(check_scope(index, manifest, params["namespaces"]))
+    if problems:  # what the job may touch comes first: nothing else is read for an object out of scope
+        module.fail_json(msg="preflight refused %d object(s), nothing was written:\n- %s"
+                             % (len(problems), "\n- ".join(problems)), problems=problems)
 
     autoscaled = {}
     for item in params["autoscaled"]:
@@ -244,15 +267,16 @@ def run(module, client):
         problems.extend(errors)
         warnings.extend(accepted)
     served = check_crds(client, resources, problems, checks)
-    existing = ExistingNames(client)
-    check_names(existing, servers, served, problems, checks)
-    check_secrets(client, servers, params["pending_secrets"], problems, checks)
+    reader = ReadCache(client)  # every server names the same Secret, and each kind is listed once per namespace
+    check_names(reader, servers, served, problems, checks)
+    check_secrets(reader, servers, params["pending_secrets"], problems, checks)
     for warning in warnings:
         module.warn(warning)
     if problems:
         module.fail_json(msg="preflight found %d problem(s), nothing was written:\n- %s"
                              % (len(problems), "\n- ".join(problems)), problems=problems, checks=checks)
-    return dict(changed=False, checks=checks, warnings_found=warnings, missing=find_missing(existing, resources))
+    return dict(changed=False, checks=checks, warnings_found=warnings,
+                missing=find_missing(reader, [r for r in resources if r["kind"] in PLURALS]))
 
 
 def main():
@@ -265,6 +289,7 @@ def main():
             target=dict(type="str", choices=["proxy", "backend"], default="proxy"),
         )),
         allow_without_session_storage=dict(type="bool", default=False),
+        namespaces=dict(type="list", elements="str", default=[]),
         pending_secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),

@@ -31,6 +31,12 @@ attributes:
     support: full
     description: Shows the replica count before and after.
 options:
+  replica_limit:
+    description:
+      - Upper bound for any replica count this task sets; a larger one is refused before any request (a typo such as
+        C(10000) would otherwise start that many pods). Raise it when you mean it.
+    type: int
+    default: 20
   name:
     description: Name of the resource.
     type: str
@@ -223,8 +229,6 @@ def write_scale(module, client):
 
 def run(module, client):
     params = module.params
-    if params["replicas"] < 0:
-        module.fail_json(msg="replicas must be 0 or more, got %d" % params["replicas"])
     result, workload = retry_on_conflict(lambda: write_scale(module, client))
     if params["wait"] and not module.check_mode:
         kind, name, namespace = params["kind"], params["name"], params["namespace"]
@@ -243,6 +247,7 @@ def run(module, client):
 def main():
     argument_spec = dict(
         RESOURCE_ARG_SPEC,
+        replica_limit=dict(type="int", default=20),
         name=dict(type="str", required=True),
         target=dict(type="str", choices=["proxy", "backend"], default="proxy"),
         replicas=dict(type="int", required=True),

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.toolhive.k8s.plugins.lookup.playbook_spec import load_playbook_spec
+from ansible_collections.toolhive.k8s.plugins.module_utils.specs import load_playbook_spec
 
 REPO = Path(__file__).resolve().parents[2]
 AWX = REPO / "awx"

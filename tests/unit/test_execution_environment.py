@@ -49,7 +49,7 @@ def test_context_installs_ansible_core_kubernetes_core_and_this_collection(build
 def test_tarball_holds_the_collection_and_no_local_state(build):
     with tarfile.open(build / ".build" / "collection" / TARBALL) as tarball:
         names = tarball.getnames()
-    for wanted in ("plugins/modules/scale.py", "plugins/lookup/playbook_spec.py", "roles/redis/tasks/main.yml",
+    for wanted in ("plugins/modules/scale.py", "plugins/action/validate_variables.py", "roles/redis/tasks/main.yml",
                    "playbooks/scale.yml", "playbooks/specs/scale.yml", "meta/execution-environment.yml",
                    "awx/rbac.yaml"):
         assert wanted in names

@@ -70,7 +70,10 @@ def scale_concurrently(kubectl, namespace, name, replicas):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(replicas=-1), "replicas must be 0 or more, got -1"),
+    (dict(replicas=-1), "replicas = -1 must be a replica count from 0 to 20"),
+    (dict(replicas=10000), "replicas = 10000 must be a replica count from 0 to 20 (the bound is replica_limit"),
+    (dict(name="../../api/v1/namespaces/kube-system/secrets/x"), "name = '../../api/v1/namespaces/kube-system/"),
+    (dict(namespace="kube-system/../default"), "namespace = 'kube-system/../default' must be a namespace name"),
     (dict(replicas="three"), "argument 'replicas' is of type str and we were unable to convert to int"),
     (dict(target="sidecar"), "value of target must be one of: proxy, backend, got: sidecar"),
     (dict(kind="Deployment"), "value of kind must be one of: VirtualMCPServer, MCPServer, got: Deployment"),

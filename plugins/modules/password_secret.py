@@ -1,0 +1,301 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: password_secret
+short_description: A Secret of generated passwords, created once and never printed
+version_added: 0.2.0
+description:
+  - Creates a Secret whose keys hold random passwords, only when it does not exist (a create that the API server
+    refuses when another run created it first, so two concurrent first runs end with one password). An existing
+    Secret is never rewritten unless O(regenerate) is asked for, and never when the collection did not create it.
+  - A missing Secret while a workload that reads it exists (O(used_by)) is an error, not a new password that the
+    running pods do not know. With O(regenerate), the passwords are replaced (or the Secret created again) and
+    every Deployment and StatefulSet of the namespace whose pods read the Secret is restarted, Redis and the
+    servers together, as C(kubectl rollout restart) does.
+  - With O(state=absent) the Secret is deleted only if the collection created it (its label
+    C(app.kubernetes.io/managed-by=toolhive.k8s) and annotation C(toolhive.k8s/generated=true)); a Secret the user
+    made is kept and reported.
+  - Passwords never appear in the module's result, its diff or its messages.
+author:
+  - toolhive.k8s maintainers (@toolhive-k8s)
+extends_documentation_fragment:
+  - toolhive.k8s.auth
+  - toolhive.k8s.attributes.writes
+options:
+  name:
+    description: Name of the Secret.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Secret.
+    type: str
+    required: true
+  state:
+    description: C(present) creates the Secret when missing; C(absent) deletes it if the collection created it.
+    type: str
+    choices: [present, absent]
+    default: present
+  keys:
+    description: Keys that hold a generated password.
+    type: list
+    elements: str
+    default: [password]
+  values:
+    description: Keys with fixed, non-secret values (a user name, say), written at creation.
+    type: dict
+    default: {}
+  length:
+    description: Length of each generated password (letters and digits).
+    type: int
+    default: 32
+  labels:
+    description: Labels of a created Secret (C(app.kubernetes.io/managed-by=toolhive.k8s) is always added).
+    type: dict
+    default: {}
+  used_by:
+    description: Workloads that read the Secret; while one exists, a missing Secret is an error unless O(regenerate).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      kind:
+        description: Kind of the workload.
+        type: str
+        required: true
+        choices: [Deployment, StatefulSet]
+      name:
+        description: Name of the workload.
+        type: str
+        required: true
+  regenerate:
+    description:
+      - Replace the passwords (or create the Secret anew) and restart every workload of the namespace whose pods
+        read the Secret. Only for a Secret the collection created.
+    type: bool
+    default: false
+attributes:
+  diff_mode:
+    support: none
+    description: The content is secret; RV(created), RV(regenerated) and RV(deleted) say what changed.
+"""
+
+EXAMPLES = r"""
+- name: The Redis password, generated once
+  toolhive.k8s.password_secret:
+    name: toolhive-redis-auth
+    namespace: toolhive
+    keys: [password]
+    used_by:
+      - {kind: Deployment, name: toolhive-redis}
+
+- name: Rotate it; Redis and every server that reads it restart together
+  toolhive.k8s.password_secret:
+    name: toolhive-redis-auth
+    namespace: toolhive
+    regenerate: true
+
+- name: Purge it, only if this collection generated it
+  toolhive.k8s.password_secret:
+    name: toolhive-redis-auth
+    namespace: toolhive
+    state: absent
+"""
+
+RETURN = r"""
+created:
+  description: The Secret was created by this task.
+  returned: always
+  type: bool
+regenerated:
+  description: The passwords were replaced by this task.
+  returned: always
+  type: bool
+deleted:
+  description: The Secret was deleted by this task.
+  returned: always
+  type: bool
+kept:
+  description: Why a Secret was kept with O(state=absent) (the collection did not create it), else empty.
+  returned: always
+  type: str
+keys:
+  description: The keys the Secret holds (never their values).
+  returned: always
+  type: list
+  elements: str
+restarted:
+  description: Workloads restarted after O(regenerate), as C(Kind/name).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import datetime
+import secrets
+import string
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import values
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.resources import workload_path
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+GENERATED = "toolhive.k8s/generated"
+ALPHABET = string.ascii_letters + string.digits
+
+
+def secret_path(namespace, name=None):
+    path = "/api/v1/namespaces/%s/secrets" % values.path_segment(namespace, "namespace")
+    return path + "/" + values.path_segment(name, "name") if name else path
+
+
+def generated_by_us(secret):
+    meta = secret.get("metadata") or {}
+    return (meta.get("labels") or {}).get(MANAGED_BY) == "toolhive.k8s" and \
+        (meta.get("annotations") or {}).get(GENERATED) == "true"
+
+
+def new_secret(params):
+    data = {key: "".join(secrets.choice(ALPHABET) for position in range(params["length"])) for key in params["keys"]}
+    data.update({key: str(value) for key, value in params["values"].items()})
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": params["name"], "namespace": params["namespace"],
+                     "labels": dict(params["labels"], **{MANAGED_BY: "toolhive.k8s"}),
+                     "annotations": {GENERATED: "true"}},
+        "stringData": data,
+    }
+
+
+def readers(client, namespace, name):
+    """Deployments and StatefulSets of the namespace whose pods read the Secret (env, envFrom or a volume)."""
+    found = []
+    for kind in ("Deployment", "StatefulSet"):
+        for item in client.get(workload_path(kind, namespace)).get("items", []):
+            pod = ((item.get("spec") or {}).get("template") or {}).get("spec") or {}
+            containers = (pod.get("containers") or []) + (pod.get("initContainers") or [])
+            refs = [((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+                    for c in containers for e in c.get("env") or []]
+            refs += [(e.get("secretRef") or {}).get("name") for c in containers for e in c.get("envFrom") or []]
+            refs += [(v.get("secret") or {}).get("secretName") for v in pod.get("volumes") or []]
+            if name in refs:
+                found.append((kind, item["metadata"]["name"]))
+    return found
+
+
+def restart(client, namespace, workloads, check_mode):
+    """kubectl rollout restart: a new pod-template annotation, so each workload replaces its pods."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
+    for kind, name in workloads:
+        client.patch(workload_path(kind, namespace, name), body, patch_type="strategic", dry_run=check_mode,
+                     field_manager=FIELD_MANAGER)
+    return ["%s/%s" % (kind, name) for kind, name in workloads]
+
+
+def present(module, client, result):
+    params = module.params
+    namespace, name = params["namespace"], params["name"]
+    wanted_keys = set(params["keys"]) | set(params["values"])
+    existing = client.get_or_none(secret_path(namespace, name))
+    if existing is not None and not params["regenerate"]:
+        missing = sorted(wanted_keys - set(existing.get("data") or {}))
+        if missing:
+            raise K8sError("Secret %s/%s exists but lacks the key(s) %s. Fix: add them to the Secret, or name "
+                           "another Secret (it is created with every key when missing)"
+                           % (namespace, name, ", ".join(missing)))
+        result["keys"] = sorted(existing.get("data") or {})
+        return result
+    if existing is not None and not generated_by_us(existing):
+        raise K8sError("Secret %s/%s was not generated by this collection (no label %s=toolhive.k8s and "
+                       "annotation %s=true): it is never rewritten. Fix: rotate it yourself, or name another "
+                       "Secret" % (namespace, name, MANAGED_BY, GENERATED))
+    if existing is None and not params["regenerate"]:
+        running = [w for w in params["used_by"]
+                   if client.get_or_none(workload_path(w["kind"], namespace, w["name"])) is not None]
+        if running:
+            raise K8sError(
+                "Secret %s/%s is missing while %s, which read(s) it, exist(s): its pods still use the old password, "
+                "so a new one would lock the servers out. Fix: restore the Secret (same name and keys) from your "
+                "backup, or set regenerate (redis_regenerate_password: true) to create a new password and "
+                "restart Redis and every server that reads it together"
+                % (namespace, name, ", ".join("%s %s" % (w["kind"], w["name"]) for w in running)))
+    body = new_secret(params)
+    if existing is None:
+        try:
+            client.create(secret_path(namespace), body, dry_run=module.check_mode)
+            result.update(changed=True, created=True)
+        except K8sError as exc:
+            if exc.status == 404 and module.check_mode:  # the namespace too exists only on paper
+                result.update(changed=True, created=True, keys=sorted(wanted_keys))
+                return result
+            if exc.status != 409:
+                raise
+            # Another run created it between our read and our create: its password is the one.
+            raced = client.get(secret_path(namespace, name))
+            result["keys"] = sorted(raced.get("data") or {})
+            module.warn("Secret %s/%s was created by another run at the same moment; its password is kept"
+                        % (namespace, name))
+            return result
+    else:
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]  # a racing change: 409
+        body["metadata"]["labels"] = dict(existing["metadata"].get("labels") or {}, **body["metadata"]["labels"])
+        client.replace(secret_path(namespace, name), body, dry_run=module.check_mode, field_manager=FIELD_MANAGER)
+        result.update(changed=True, regenerated=True)
+    result["keys"] = sorted(wanted_keys)
+    if params["regenerate"]:
+        result["restarted"] = restart(client, namespace, readers(client, namespace, name), module.check_mode)
+    return result
+
+
+def absent(module, client, result):
+    namespace, name = module.params["namespace"], module.params["name"]
+    existing = client.get_or_none(secret_path(namespace, name))
+    if existing is None:
+        return result
+    result["keys"] = sorted(existing.get("data") or {})
+    if not generated_by_us(existing):
+        result["kept"] = ("Secret %s/%s was not generated by this collection (no label %s=toolhive.k8s and "
+                          "annotation %s=true): kept" % (namespace, name, MANAGED_BY, GENERATED))
+        module.warn(result["kept"])
+        return result
+    meta = existing["metadata"]
+    # Exactly the object read: if it was replaced in between, the API server refuses (409).
+    client.delete(secret_path(namespace, name), dry_run=module.check_mode,
+                  preconditions={"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]})
+    result.update(changed=True, deleted=True)
+    return result
+
+
+def run(module, client):
+    result = dict(changed=False, created=False, regenerated=False, deleted=False, kept="", keys=[], restarted=[])
+    if module.params["state"] == "absent":
+        return absent(module, client, result)
+    return present(module, client, result)
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        namespace=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        keys=dict(type="list", elements="str", default=["password"], no_log=False),
+        values=dict(type="dict", default={}),
+        length=dict(type="int", default=32),
+        labels=dict(type="dict", default={}),
+        used_by=dict(type="list", elements="dict", default=[], options=dict(
+            kind=dict(type="str", required=True, choices=["Deployment", "StatefulSet"]),
+            name=dict(type="str", required=True),
+        )),
+        regenerate=dict(type="bool", default=False),
+    )
+    run_module(argument_spec, run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Every template renders values as data: a hostile value changes no document, no key, only its own value.
+
+The templates are rendered by Ansible's own template lookup (as the roles do), with the value rules
+bypassed, so this shows the templates alone hold: whatever a value holds, the manifests have the same
+documents and keys, and the value arrives verbatim.
+"""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader, lookup_loader
+from ansible.template import Templar
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTILE = ["x\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nrules: [{verbs: ['*']}]",
+           "a: b", "{a: b}", "}", "# comment", "'", '"', "017", "0x1f", "no", "null", "~", "- a", "|", "a\n  b: c",
+           "{{ 7 * 7 }}", "../../api/v1/namespaces/kube-system"]
+
+BASE = {
+    "vmcp": ("roles/vmcp/templates/vmcp.yaml.j2", {
+        "vmcp_api_version": "v1beta1", "vmcp_namespace": "ns", "vmcp_group": "g", "vmcp_group_description": "d",
+        "vmcp_instances": [{"name": "gw", "group": "g2", "replicas": 2, "session_affinity": "None",
+                            "labels": {"team": "a"}, "resources": {"limits": {"cpu": "1"}},
+                            "pod_annotations": {"a": "b"}}],
+        "redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
+                             "password_key": "k"},
+    }),
+    "mcpserver": ("roles/mcpserver/templates/mcpservers.yaml.j2", {
+        "mcpserver_api_version": "v1beta1", "mcpserver_namespace": "ns", "mcpserver_group": "g",
+        "mcpserver_servers": [{"name": "fetch", "image": "img:1", "transport": "streamable-http", "mcp_port": 8080,
+                               "replicas": 2, "args": ["--a"], "env": [{"name": "E", "value": "v"}],
+                               "backend_resources": {"limits": {"cpu": "1"}}}],
+        "redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
+                             "password_key": "k"},
+    }),
+    "standalone": ("roles/redis/templates/standalone.yaml.j2", {
+        "redis_name": "r", "redis_namespace": "ns", "redis_image": "redis:7", "redis_port": 6379,
+        "redis_maxmemory": "256mb", "redis_maxmemory_policy": "allkeys-lru", "redis_persistence": True,
+        "redis_storage_class": "fast", "redis_storage_size": "1Gi", "redis_password_secret": "s",
+        "redis_password_key": "k", "redis_resources": {}, "redis_network_policy": True,
+    }),
+    "sentinel": ("roles/redis/templates/sentinel.yaml.j2", {
+        "redis_name": "r", "redis_namespace": "ns", "redis_image": "redis:7", "redis_port": 6379,
+        "redis_maxmemory": "256mb", "redis_maxmemory_policy": "allkeys-lru", "redis_password_secret": "s",
+        "redis_password_key": "k", "redis_resources": {}, "redis_sentinel_replicas": 1, "redis_sentinel_quorum": 2,
+        "redis_sentinel_master_name": "m", "redis_disable_default_user": True, "redis_tls_secret": "tls",
+        "redis_api_version": "v1beta1",
+        "redis_auth_config": {"name": "auth", "embedded_auth_server": {"issuer": "https://i"}},
+    }),
+}
+
+# (template, path of the string value inside BASE's variables)
+STRING_VALUES = [
+    ("vmcp", ("vmcp_namespace",)), ("vmcp", ("vmcp_group",)), ("vmcp", ("vmcp_group_description",)),
+    ("vmcp", ("vmcp_instances", 0, "name")), ("vmcp", ("vmcp_instances", 0, "group")),
+    ("vmcp", ("vmcp_instances", 0, "labels", "team")), ("vmcp", ("vmcp_instances", 0, "session_affinity")),
+    ("vmcp", ("vmcp_instances", 0, "pod_annotations", "a")),
+    ("mcpserver", ("mcpserver_namespace",)), ("mcpserver", ("mcpserver_group",)),
+    ("mcpserver", ("mcpserver_servers", 0, "name")), ("mcpserver", ("mcpserver_servers", 0, "image")),
+    ("mcpserver", ("mcpserver_servers", 0, "transport")), ("mcpserver", ("mcpserver_servers", 0, "args", 0)),
+    ("mcpserver", ("mcpserver_servers", 0, "env", 0, "value")),
+    ("mcpserver", ("redis_connection", "password_secret")),
+    ("standalone", ("redis_name",)), ("standalone", ("redis_namespace",)), ("standalone", ("redis_image",)),
+    ("standalone", ("redis_password_secret",)), ("standalone", ("redis_password_key",)),
+    ("standalone", ("redis_storage_class",)), ("standalone", ("redis_storage_size",)),
+    ("standalone", ("redis_maxmemory",)),
+    ("sentinel", ("redis_name",)), ("sentinel", ("redis_namespace",)), ("sentinel", ("redis_image",)),
+    ("sentinel", ("redis_password_secret",)), ("sentinel", ("redis_password_key",)),
+    ("sentinel", ("redis_tls_secret",)), ("sentinel", ("redis_sentinel_master_name",)),
+    ("sentinel", ("redis_auth_config", "name")),
+]
+
+
+@pytest.fixture(scope="module")
+def render():
+    init_plugin_loader()
+    loader = DataLoader()
+    lookup = lookup_loader.get("ansible.builtin.template", loader=loader, templar=Templar(loader=loader))
+
+    def _render(name, variables):
+        path = BASE[name][0]
+        text = lookup.run([str(REPO / path)], variables)[0]
+        return [doc for doc in yaml.safe_load_all(text) if doc]
+    return _render
+
+
+def shape(node, path=()):
+    """Every key path and list length: what a value must not be able to change."""
+    if isinstance(node, dict):
+        out = {path + ("{}",)}
+        for key, value in node.items():
+            out |= shape(value, path + (key,))
+        return out
+    if isinstance(node, list):
+        out = {path + ("[%d]" % len(node),)}
+        for index, value in enumerate(node):
+            out |= shape(value, path + (index,))
+        return out
+    return {path}
+
+
+def leaves(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from leaves(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from leaves(value)
+    else:
+        yield node
+
+
+def set_at(variables, path, value):
+    target = variables
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+
+
+@pytest.mark.parametrize("template, path", STRING_VALUES, ids=lambda v: v if isinstance(v, str) else ".".join(map(str, v)))
+def test_a_hostile_value_is_only_a_value(render, template, path):
+    base = render(template, copy.deepcopy(BASE[template][1]))
+    base_shape = [shape(doc) for doc in base]
+    for hostile in HOSTILE:
+        variables = copy.deepcopy(BASE[template][1])
+        set_at(variables, path, hostile)
+        docs = render(template, variables)
+        assert len(docs) == len(base), (hostile, [d.get("kind") for d in docs])
+        assert [shape(doc) for doc in docs] == base_shape, hostile
+        # The value arrives verbatim, as a string (not re-typed, not templated), somewhere in the output.
+        found = [leaf for doc in docs for leaf in leaves(doc) if isinstance(leaf, str) and hostile in leaf]
+        assert found, hostile
+        assert not any(isinstance(leaf, str) and leaf == "49" for doc in docs for leaf in leaves(doc))
+
+
+def test_the_base_renders_what_the_roles_apply(render):
+    kinds = {name: [doc["kind"] for doc in render(name, copy.deepcopy(BASE[name][1]))] for name in BASE}
+    assert kinds == {
+        "vmcp": ["MCPGroup", "MCPGroup", "VirtualMCPServer"],
+        "mcpserver": ["MCPServer"],
+        "standalone": ["ConfigMap", "StatefulSet", "Service", "NetworkPolicy"],
+        "sentinel": ["ConfigMap", "Service", "StatefulSet", "Service", "StatefulSet", "Service",
+                     "MCPExternalAuthConfig"],
+    }

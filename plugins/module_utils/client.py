@@ -298,10 +298,12 @@ class K8sClient:
                 return None
             raise
 
-    def create(self, path, body, dry_run=False):
-        return self.request("POST", path, body, params={"dryRun": "All"} if dry_run else None)
+    # Every write names the collection's field manager, so managedFields say who changed what.
+    def create(self, path, body, dry_run=False, field_manager=FIELD_MANAGER):
+        return self.request("POST", path, body, params={"fieldManager": field_manager,
+                                                        "dryRun": "All" if dry_run else None})
 
-    def patch(self, path, body, patch_type="merge", dry_run=False, field_manager=None):
+    def patch(self, path, body, patch_type="merge", dry_run=False, field_manager=FIELD_MANAGER):
         params = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
         return self.request("PATCH", path, body, params=params, content_type=CONTENT_TYPES[patch_type])
 
@@ -310,7 +312,7 @@ class K8sClient:
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions} if preconditions else None
         return self.request("DELETE", path, body, params={"dryRun": "All"} if dry_run else None)
 
-    def replace(self, path, body, dry_run=False, field_manager=None):
+    def replace(self, path, body, dry_run=False, field_manager=FIELD_MANAGER):
         """PUT: with metadata.resourceVersion set, a 409 if anyone changed the object since it was read."""
         params = {"fieldManager": field_manager, "dryRun": "All" if dry_run else None}
         return self.request("PUT", path, body, params=params)

@@ -140,7 +140,7 @@ import secrets
 import string
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import values
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import workload_path
 
@@ -193,8 +193,7 @@ def restart(client, namespace, workloads, check_mode):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
     for kind, name in workloads:
-        client.patch(workload_path(kind, namespace, name), body, patch_type="strategic", dry_run=check_mode,
-                     field_manager=FIELD_MANAGER)
+        client.patch(workload_path(kind, namespace, name), body, patch_type="strategic", dry_run=check_mode)
     return ["%s/%s" % (kind, name) for kind, name in workloads]
 
 
@@ -245,7 +244,7 @@ def present(module, client, result):
     else:
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]  # a racing change: 409
         body["metadata"]["labels"] = dict(existing["metadata"].get("labels") or {}, **body["metadata"]["labels"])
-        client.replace(secret_path(namespace, name), body, dry_run=module.check_mode, field_manager=FIELD_MANAGER)
+        client.replace(secret_path(namespace, name), body, dry_run=module.check_mode)
         result.update(changed=True, regenerated=True)
     result["keys"] = sorted(wanted_keys)
     if params["regenerate"]:

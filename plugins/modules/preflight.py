@@ -20,7 +20,9 @@ description:
     with C(:) and a Redis provider has an address; that no MCPServer and VirtualMCPServer share a name in one
     namespace (among the manifests and against the cluster); that every C(sessionStorage.passwordRef) names an
     existing Secret and key (or one in O(pending_secrets)); and that no workload given an HPA (O(autoscaled)) has its
-    replica field set.
+    replica field set; that a deploy would not undo a replica count changed since the last deploy (by
+    M(toolhive.k8s.scale), M(toolhive.k8s.autoscale) releasing it, or kubectl - read from C(managedFields)) nor set
+    a replica count on a workload an existing HPA scales.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
@@ -128,8 +130,9 @@ problems:
 """
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, values
-from ansible_collections.toolhive.k8s.plugins.module_utils.client import ReadCache, run_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.resources import GROUP, PLURALS, cr_path, crds_missing_message
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, ReadCache, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
+    GROUP, PLURALS, cr_path, crds_missing_message, hpa_path)
 
 
 # The only objects a job of this collection writes: anything else among the manifests (a ClusterRole, a
@@ -184,9 +187,60 @@ def check_crds(client, resources, problems, checks):
     return served
 
 
+def existing(reader, kind, namespace, version):
+    """{name: object} of one kind in one namespace: one list (ReadCache) however many servers ask."""
+    return {item["metadata"]["name"]: item
+            for item in reader.get(cr_path(kind, namespace, api_version=version))["items"]}
+
+
 def names_of(reader, kind, namespace, version):
-    """Names of one kind in one namespace: one list (ReadCache) however many servers ask."""
-    return {item["metadata"]["name"] for item in reader.get(cr_path(kind, namespace, api_version=version))["items"]}
+    return set(existing(reader, kind, namespace, version))
+
+
+def owned_by_someone_else(obj, field):
+    """Managers other than the collection's apply that own spec.<field>: a scale, an edit, a release to an HPA."""
+    others = []
+    for entry in obj["metadata"].get("managedFields") or []:
+        owns = "f:" + field in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        if owns and not (entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"):
+            others.append("toolhive.k8s.scale or autoscale" if entry.get("manager") == FIELD_MANAGER
+                          else "%s (%s)" % (entry.get("manager"), entry.get("operation")))
+    return others
+
+
+def check_ownership(reader, servers, served, autoscaled, problems, checks):
+    """A deploy must not undo a day-2 change nor start a fight with an HPA: both are refused before any write."""
+    for manifest in servers:
+        kind, meta, spec = manifest["kind"], manifest["metadata"], manifest.get("spec") or {}
+        if not served.get(kind):
+            continue
+        where = guards.label(kind, meta["namespace"], meta["name"]) + ": "
+        live = existing(reader, kind, meta["namespace"], manifest["apiVersion"].split("/")[-1]).get(meta["name"])
+        fields = [f for f in guards.replica_fields(kind) if spec.get(f) is not None]
+        for field in fields if live else []:
+            now, others = (live.get("spec") or {}).get(field), owned_by_someone_else(live, field)
+            if now != spec[field] and (others or now is None):
+                problems.append(where + "spec.%s is %s in the cluster, set by %s since the last deploy, but the "
+                                "variables say %s: deploying would undo that change. Fix: put %s in the variables "
+                                "to keep it, or leave the replica count out of them to leave it as it is"
+                                % (field, "unset (released to an HPA)" if now is None else now,
+                                   ", ".join(others) or "someone else", spec[field],
+                                   "unset" if now is None else now))
+        workloads = {("StatefulSet" if f == "backendReplicas" else "Deployment"): f for f in fields
+                     if f not in autoscaled.get((kind, meta["namespace"], meta["name"]), ())}
+        if not workloads:
+            continue
+        for hpa in reader.get(hpa_path(meta["namespace"])).get("items", []):
+            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            # The workloads carry the resource's name (find_workload): a Deployment, or the backend StatefulSet.
+            if target.get("name") == meta["name"] and target.get("kind") in workloads:
+                field = workloads[target["kind"]]
+                problems.append(where + "HPA %s scales its %s %s, but the variables set spec.%s=%s: the operator "
+                                "and the HPA would fight over the count. Fix: leave %s out and give the server "
+                                "autoscale settings instead, or remove the HPA (toolhive.k8s.autoscale state=absent)"
+                                % (hpa["metadata"]["name"], target["kind"], meta["name"], field, spec[field],
+                                   "replicas" if field == "replicas" else "backend_replicas"))
+    checks.append("no replica count set by a day-2 change or an HPA would be undone")
 
 
 def check_names(reader, servers, served, problems, checks):
@@ -270,6 +324,7 @@ def run(module, client):
     reader = ReadCache(client)  # every server names the same Secret, and each kind is listed once per namespace
     check_names(reader, servers, served, problems, checks)
     check_secrets(reader, servers, params["pending_secrets"], problems, checks)
+    check_ownership(reader, servers, served, autoscaled, problems, checks)
     for warning in warnings:
         module.warn(warning)
     if problems:

@@ -98,7 +98,12 @@ def test_two_hosts_scaling_at_once_both_end_consistent(hosts, vmcp, get, namespa
     assert not any(r.is_failed for r in results.values()), [dict(r) for r in results.values()]
     final = wait_for("the deployment to settle", lambda: (
         (d := get("deployment", name))["status"].get("readyReplicas") == d["spec"]["replicas"] and d))
-    assert final["spec"]["replicas"] in (2, 4)
+    # Serialized: exactly one host decided on what the other wrote (by reading it, or after its write met a 409
+    # because the other's came first); both deciding on the starting count would be a lost update.
+    other = {"a": 4, "b": 2}
+    second = [host for host, result in results.items() if result["before"] == other[host]]
+    assert len(second) == 1, {host: (r["before"], r["after"]) for host, r in results.items()}
+    assert final["spec"]["replicas"] == results[second[0]]["after"]
 
 
 def test_a_409_is_retried_with_a_fresh_read(toolhive, faulty_api, vmcp, get, kubectl, namespace):

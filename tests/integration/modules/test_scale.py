@@ -1,5 +1,4 @@
 """toolhive.k8s.scale against the test bed: every behaviour and refusal."""
-import threading
 
 from .conftest import wait_for
 
@@ -102,25 +101,6 @@ def test_missing_resource_and_unreachable_api_server_are_named(module, namespace
                      host="https://127.0.0.1:9", api_key="x", validate_certs=False,
                      env={"K8S_AUTH_KUBECONFIG": "", "KUBECONFIG": ""})
     assert refused.failed and "connection was refused" in refused["msg"] and "127.0.0.1:9" in refused["msg"]
-
-
-def test_two_concurrent_scales_end_consistent(module, vmcp, get, namespace):
-    name = vmcp()
-    results = {}
-
-    def scale(replicas):
-        results[replicas] = module("scale", kind="VirtualMCPServer", name=name, namespace=namespace,
-                                   replicas=replicas, wait=False, allow_without_session_storage=True)
-
-    threads = [threading.Thread(target=scale, args=(n,)) for n in (2, 3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert all(not r.failed for r in results.values()), [r.output for r in results.values()]
-    final = wait_for("the deployment to settle", lambda: (
-        (d := get("deployment", name))["status"].get("readyReplicas") == d["spec"]["replicas"] and d))
-    assert final["spec"]["replicas"] in (2, 3)
 
 
 def test_runs_with_only_the_k8s_auth_variables_awx_sets(module, vmcp, kubectl, namespace, tmp_path):

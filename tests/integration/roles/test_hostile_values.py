@@ -8,16 +8,10 @@ matrix of values x variables is in tests/unit/test_values.py (pure rules) and
 tests/unit/test_templates_as_data.py (templates); here each variable gets one value, the values cycled
 so every playbook meets every kind.
 """
-import json
 import re
-import time
 import uuid
 
 import pytest
-
-from ..conftest import REPO
-
-AUDIT_LOG = REPO / ".cluster" / "logs" / "audit.log"
 CHECK_TASKS = {"Check the job's variables before anything else", "Refuse an HPA without an upper bound"}
 
 
@@ -88,19 +82,9 @@ for playbook, paths in VARIABLES.items():
             CASES.append((playbook, path, pick))
 
 
-def audit_offset():
-    assert AUDIT_LOG.exists(), "the test bed writes an audit log: without it nothing here can be shown"
-    return AUDIT_LOG.stat().st_size
-
-
-def requests_naming(offset, needles):
-    time.sleep(1)  # let the last events land
-    with AUDIT_LOG.open("rb") as log:
-        log.seek(offset)
-        events = [json.loads(line) for line in log if line.strip()]
-    assert events, "the audit log saw no request at all since the run started: it is not being written"
+def requests_naming(audit, needles):
     hits = []
-    for event in events:
+    for event in audit.events():
         ref = event.get("objectRef") or {}
         text = " ".join([event.get("requestURI", ""), ref.get("name", ""), ref.get("namespace", "")])
         if any(needle in text for needle in needles):
@@ -110,7 +94,7 @@ def requests_naming(offset, needles):
 
 @pytest.mark.parametrize("playbook, path, pick", CASES,
                          ids=["%s-%s-%d" % (c[0], ".".join(map(str, c[1])), c[2]) for c in CASES])
-def test_a_hostile_value_is_refused_before_any_request(run_playbook, kubectl, playbook, path, pick):
+def test_a_hostile_value_is_refused_before_any_request(run_playbook, kubectl, audit, playbook, path, pick):
     marker = uuid.uuid4().hex
     namespace = "t-" + marker[:10]
     variables = base(playbook, namespace)
@@ -120,7 +104,7 @@ def test_a_hostile_value_is_refused_before_any_request(run_playbook, kubectl, pl
         variables["redis_persistence"] = True
     set_value(variables, path, value)
 
-    offset = audit_offset()
+    since = audit()
     result = run_playbook("playbooks/%s.yml" % playbook, extra_vars=variables)
 
     assert result.returncode == 2, result.output[-3000:]
@@ -128,15 +112,15 @@ def test_a_hostile_value_is_refused_before_any_request(run_playbook, kubectl, pl
     # The message names the variable the way the job spells it: name, or list[index].field.
     spelled = path[0] + "".join("[%d]" % step if isinstance(step, int) else ".%s" % step for step in path[1:3])
     assert spelled in result.output, result.output[-3000:]
-    assert requests_naming(offset, [marker, namespace]) == []
+    assert requests_naming(since, [marker, namespace]) == []
     assert kubectl("get", "namespace", namespace, check=False).returncode != 0
     assert kubectl("get", "clusterrole", marker, check=False).returncode != 0
 
 
-def test_the_audit_check_sees_a_request_that_names_the_namespace(run_playbook):
+def test_the_audit_check_sees_a_request_that_names_the_namespace(run_playbook, audit):
     """The check above can fail: a run that does reach the cluster shows up in it."""
     namespace = "t-" + uuid.uuid4().hex[:10]
-    offset = audit_offset()
+    since = audit()
     result = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": namespace})
     assert result.returncode == 0, result.output[-3000:]
-    assert requests_naming(offset, [namespace]) != []
+    assert requests_naming(since, [namespace]) != []

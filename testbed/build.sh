@@ -11,7 +11,7 @@ TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$TOOLHIVE_VERSION}
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 bin=${TESTBED_BIN:-$cache/bin}
 stamp="$bin/.versions"
-want="k8s=$KUBERNETES_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION metrics=$METRICS_SERVER_VERSION toolhive=$TOOLHIVE_VERSION"
+want="k8s=$KUBERNETES_VERSION+kubelet,kube-proxy etcd=$ETCD_VERSION kwok=$KWOK_VERSION metrics=$METRICS_SERVER_VERSION toolhive=$TOOLHIVE_VERSION"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
@@ -39,8 +39,10 @@ build_kubernetes() {
     grep '^godebug' "$gomod" >>go.mod || true
     go mod edit -require "k8s.io/kubernetes@$KUBERNETES_VERSION"
   fi
+  # kubelet and kube-proxy for the real node (node.sh): the same module graph, one build.
   local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-              k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+              k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+              k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
   local ver="k8s.io/component-base/version" cver="k8s.io/client-go/pkg/version" ld="-s -w" p
   for p in "$ver" "$cver"; do
     ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=${minor%%.*}"

@@ -5,6 +5,11 @@
 #   cluster.sh up       idempotent; prints the `export KUBECONFIG=...` line
 #   cluster.sh status   processes, nodes, operator
 #   cluster.sh down     stops only the processes it started (by pid), removes state
+#
+# TESTBED_NODES picks the nodes: kwok (default; fake nodes, pods run no
+# containers), real (one real node: containerd, kubelet, kube-proxy, CoreDNS;
+# see node.sh) or both (the real node, plus KWOK nodes tainted
+# kwok.x-k8s.io/node=fake:NoSchedule so only pods that tolerate it go there).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -26,7 +31,12 @@ api_port=$((port_base + 43)) kcm_port=$((port_base + 57)) sched_port=$((port_bas
 kwok_port=$((port_base + 47)) operator_health_port=$((port_base + 81))
 metrics_port=$((port_base + 44))
 operator_namespace=toolhive-system
+nodes=${TESTBED_NODES:-kwok}
+case $nodes in kwok | real | both) ;; *) echo "TESTBED_NODES must be kwok, real or both, not '$nodes'" >&2; exit 2 ;; esac
+# Where the real node could not start, cluster-up writes why here (tests read it).
+unavailable="$state/realnode-unavailable"
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server thv-operator)
+node_components=(containerd api-forward kubelet kube-proxy)
 
 log() { printf '[testbed %s] %s\n' "$(date +%T)" "$*" >&2; }
 kc() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
@@ -82,13 +92,19 @@ make_ca() {
 }
 
 make_pki() {
-  [[ -f "$pki/admin.crt" ]] && return 0
+  if [[ -f "$pki/admin.crt" ]]; then
+    # A state directory from before the API server talked to kubelets.
+    [[ -f "$pki/apiserver-kubelet-client.crt" ]] ||
+      issue_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+    return 0
+  fi
   mkdir -p "$pki"
   make_ca ca
   make_ca front-proxy-ca
   issue_cert apiserver "/CN=kube-apiserver" \
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.96.0.1"
   issue_cert admin "/O=system:masters/CN=toolhive-testbed-admin"
+  issue_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
   # Each component its own user name, so the audit log tells their requests
   # apart from the user's (benchmarks count only the user's).
   local c
@@ -167,6 +183,8 @@ EOF
     --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
     --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$logs/audit.log" \
     --audit-log-maxsize 200 --audit-log-maxbackup 1 \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP,Hostname \
     --profiling=false --v=1
 }
 
@@ -217,7 +235,9 @@ start_kwok() {
 }
 
 create_nodes() {
-  local i
+  local i taints="[]"
+  # Beside a real node, KWOK's nodes take only pods that ask for them.
+  [[ $nodes == both ]] && taints='[{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]'
   for i in 0 1 2; do
     cat <<EOF
 apiVersion: v1
@@ -233,6 +253,8 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     type: kwok
+spec:
+  taints: $taints
 status:
   allocatable: {cpu: "64", memory: 256Gi, pods: "500"}
   capacity: {cpu: "64", memory: 256Gi, pods: "500"}
@@ -310,9 +332,68 @@ running() { # every component alive and the API server answering
   local c
   for c in "${components[@]}"; do
     [[ $c == metrics-server && ! -f "$pids/metrics-server" ]] && continue
+    [[ $c == kwok && $nodes == real && ! -f "$pids/kwok" ]] && continue
     alive "$c" || return 1
   done
+  if [[ $nodes != kwok ]]; then
+    # A real node asked for and missing: not running as asked (`up` tries again).
+    [[ ! -f $unavailable ]] || return 1
+    for c in "${node_components[@]}"; do alive "$c" || return 1; done
+  fi
   kc get --raw /readyz >/dev/null 2>&1
+}
+
+stop_leftovers() { # processes of an earlier run that are still alive: stopped, waited for
+  local f pid
+  for f in "$pids"/*; do
+    [[ -f $f ]] || continue
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -f "$f"
+  done
+}
+
+real_node_unavailable() { # MESSAGE : say why, undo the node, carry on with KWOK nodes
+  printf '%s\n' "$1" >"$unavailable"
+  log "REAL NODE UNAVAILABLE: $1"
+  "$here/node.sh" down >/dev/null 2>&1 || true
+  nodes=kwok
+}
+
+real_node_first() { # before any component: checks, packages, images, the egress guard, containerd
+  local out
+  if ! out=$("$here/setup-node.sh" 2>&1); then
+    real_node_unavailable "${out##*real node unavailable: }"
+    return 0
+  fi
+  if ! "$here/images.sh" 2>&1 | tee "$logs/images.log" >&2; then
+    real_node_unavailable "building its images failed (testbed/images.sh): $(tail -n 5 "$logs/images.log")"
+    return 0
+  fi
+  if ! out=$("$here/node.sh" guard 2>&1); then
+    real_node_unavailable "$(tail -n 3 <<<"$out" | sed 's/^\[node [0-9:]*\] FAILED: //')"
+    return 0
+  fi
+  # containerd and the image import do not need the API server: in the background meanwhile.
+  "$here/node.sh" runtime >"$logs/node-runtime.log" 2>&1 &
+  runtime_job=$!
+}
+
+real_node_join() {
+  local out
+  if ! wait "$runtime_job"; then
+    real_node_unavailable "containerd did not start: $(tail -n 20 "$logs/node-runtime.log")"
+    return 0
+  fi
+  if ! out=$("$here/node.sh" join 2>&1); then
+    real_node_unavailable "$(tail -n 30 <<<"$out" | sed 's/^\[node [0-9:]*\] FAILED: //')"
+    return 0
+  fi
 }
 
 up_testbed() {
@@ -323,29 +404,39 @@ up_testbed() {
   fi
   "$here/build.sh"
   mkdir -p "$state" "$logs" "$pids"
+  stop_leftovers
+  rm -f "$unavailable"
   make_pki
   write_kubeconfigs
   local t0=$SECONDS
+  [[ $nodes == kwok ]] || real_node_first
   start_etcd
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
   start_apiserver
   wait_for kube-apiserver 60 kc get --raw /readyz
   start_controller_manager
   start_scheduler
-  start_kwok
-  create_nodes
+  [[ $nodes == kwok ]] || real_node_join
+  if [[ $nodes != real ]]; then
+    start_kwok
+    create_nodes
+  fi
   install_crds
   start_operator
   start_metrics_server
   wait_for kube-controller-manager 30 healthz "https://127.0.0.1:$kcm_port/healthz"
   wait_for kube-scheduler 30 healthz "https://127.0.0.1:$sched_port/healthz"
-  wait_for kwok 60 nodes_ready
+  [[ $nodes == real ]] || wait_for kwok 60 nodes_ready
   wait_for thv-operator 60 curl -sf "http://127.0.0.1:$operator_health_port/readyz"
   [[ ! -f "$pids/metrics-server" ]] || wait_for metrics-server 30 healthz "https://127.0.0.1:$metrics_port/livez"
   # The service-account token controller fills in namespaces' default SA: pods need it.
   wait_for kube-controller-manager 30 kc -n default get serviceaccount default
   log "up in $((SECONDS - t0))s"
   echo "export KUBECONFIG=$kubeconfig"
+  if [[ -f $unavailable ]]; then
+    log "FAILED: the real node could not start (KWOK nodes instead): $(cat "$unavailable")"
+    exit 1
+  fi
 }
 
 status_testbed() {
@@ -353,9 +444,11 @@ status_testbed() {
   for c in "${components[@]}"; do
     if alive "$c"; then printf '%-24s running (pid %s)\n' "$c" "$(cat "$pids/$c")"
     elif [[ -f "$pids/$c" ]]; then printf '%-24s DEAD (log: %s)\n' "$c" "$logs/$c.log"; rc=1
-    else printf '%-24s not started\n' "$c"; [[ $c == metrics-server ]] || rc=1
+    else printf '%-24s not started\n' "$c"; [[ $c == metrics-server || ($c == kwok && $nodes == real) ]] || rc=1
     fi
   done
+  if [[ -d $state/node ]]; then "$here/node.sh" status || rc=1; fi
+  [[ ! -f $unavailable ]] || echo "real node unavailable: $(cat "$unavailable")"
   if [[ -f $kubeconfig ]] && kc get --raw /readyz >/dev/null 2>&1; then
     kc get nodes
     echo "export KUBECONFIG=$kubeconfig"
@@ -367,6 +460,8 @@ status_testbed() {
 
 down_testbed() {
   local c pid
+  # The real node first: its kubelet stops before anything can restart its pods.
+  if [[ -d $state/node ]]; then "$here/node.sh" down; fi
   # Reverse order: the operator and controllers first, etcd last.
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     c=${components[$i]}

@@ -26,18 +26,19 @@ def pytest_counts(junit):
     try:
         root = ET.parse(junit).getroot()
     except (OSError, ET.ParseError):
-        return 0, 1
+        return 0, 1, 0
     suites = [root] if root.tag == "testsuite" else list(root)
     total = sum(int(s.get("tests", 0)) for s in suites)
     failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
     skipped = sum(int(s.get("skipped", 0)) for s in suites)
-    return total - failed - skipped, failed
+    return total - failed - skipped, failed, skipped
 
 
 class Suite:
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.skipped = 0  # only by an explicit opt-out (TESTBED_NODES=kwok skips the real-node tests)
         self.lines = []
 
     def stage(self, name, cmd, env=None):
@@ -55,15 +56,16 @@ class Suite:
         started = time.monotonic()
         rc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                   f"--junitxml={junit}", *extra, *paths], env=env)
-        passed, failed = pytest_counts(junit)
+        passed, failed, skipped = pytest_counts(junit)
         if rc not in (0, 5) and failed == 0:
             failed = 1  # pytest itself failed (collection error, crash)
         if rc == 5:
             failed += 1  # no tests collected: a suite that runs nothing is a defect
         self.passed += passed
         self.failed += failed
-        self.lines.append(f"{'PASS' if failed == 0 else 'FAIL'} {name}: {passed} passed, {failed} failed "
-                          f"({time.monotonic() - started:.0f}s)")
+        self.skipped += skipped
+        self.lines.append(f"{'PASS' if failed == 0 else 'FAIL'} {name}: {passed} passed, {failed} failed, "
+                          f"{skipped} skipped ({time.monotonic() - started:.0f}s)")
 
 
 def cluster_answers(env):
@@ -101,7 +103,7 @@ def main():
         run(["testbed/cluster.sh", "down"], env=env)
 
     print("\n".join(["", "=== summary", *suite.lines]))
-    print(f"{suite.passed} passed, {suite.failed} failed")
+    print(f"{suite.passed} passed, {suite.failed} failed" + (f", {suite.skipped} skipped" if suite.skipped else ""))
     return 1 if suite.failed else 0
 
 

@@ -1,7 +1,5 @@
 """toolhive.k8s.scale against the test bed: every behaviour and refusal."""
 
-from .conftest import wait_for
-
 
 def replicas_of(get, name):
     return get("deployment", name)["spec"]["replicas"]

@@ -3,7 +3,6 @@ import base64
 import json
 import re
 import subprocess
-import time
 
 from ..conftest import REPO, Audit
 
@@ -225,9 +224,9 @@ def test_deploy_after_a_scale_refuses_to_undo_it_then_keeps_it(run_playbook, kub
     with the scaled count in the variables it applies cleanly."""
     ns = fresh_namespace
     assert recap(run_playbook(PLAYBOOK, extra_vars=example(ns)).output)["failed"] == 0
-    scaled = run_playbook("playbooks/scale.yml", extra_vars={"toolhive_namespace": ns, "toolhive_kind":
-                                                              "VirtualMCPServer", "toolhive_name": "gateway",
-                                                              "toolhive_replicas": 5})
+    scaled = run_playbook("playbooks/scale.yml", extra_vars={
+        "toolhive_namespace": ns, "toolhive_kind": "VirtualMCPServer", "toolhive_name": "gateway",
+        "toolhive_replicas": 5})
     assert recap(scaled.output)["failed"] == 0, scaled.output[-3000:]
 
     writes = Writes(ns, kubectl)

@@ -27,7 +27,9 @@ def wait_until(what, probe, timeout=90, interval=1.0):
 
 
 def apply(kubectl, namespace, *manifests):
-    kubectl("apply", "-n", namespace, "-f", "-", stdin="\n---\n".join(json.dumps(m) for m in manifests))
+    # A leading "---" makes kubectl read a YAML stream (of JSON documents): a stream that starts
+    # with "{" is read as JSON, and the "---" between documents is then a parse error.
+    kubectl("apply", "-n", namespace, "-f", "-", stdin="---\n" + "\n---\n".join(json.dumps(m) for m in manifests))
 
 
 def ready_replicas(kubectl, namespace, kind, name):
@@ -122,7 +124,8 @@ def _listening(port):
 def test_second_test_bed_up_is_idempotent_and_down_leaves_nothing(tmp_path):
     """A throw-away test bed on other ports: up twice, then down."""
     base = 27400
-    env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base))
+    env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base),
+               TESTBED_NODES="kwok")  # the machine's one real node may be the suite's
     script = str(REPO / "testbed" / "cluster.sh")
     first = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert first.returncode == 0, first.stderr
@@ -185,7 +188,8 @@ def test_hpa_scales_up_when_simulated_cpu_usage_rises(kubectl, namespace):
 def test_failed_component_is_reported_with_its_log_tail(tmp_path):
     """The API server's port is taken: `up` fails, names the component, shows its log."""
     base = 28400
-    env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base))
+    env = dict(os.environ, TESTBED_STATE=str(tmp_path / "state"), TESTBED_PORT_BASE=str(base),
+               TESTBED_NODES="kwok")  # the machine's one real node may be the suite's
     script = str(REPO / "testbed" / "cluster.sh")
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Builds the real node's container images without a registry or a container
+# engine: one-layer docker archives in $TESTBED_CACHE/images, imported into
+# containerd by node.sh. A stamp records what was built; an unchanged input
+# set skips everything.
+#
+#   images.sh          build what is missing or out of date
+#   images.sh names    print the image names, one a line
+#
+# Names: upstream's public name only where the image holds the same upstream
+# program at the same version (ToolHive's vmcp and proxy runner, which the
+# operator deploys by those names); everything else is localhost/toolhive-testbed/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=testbed/versions.env
+source "$here/versions.env"
+TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$TOOLHIVE_VERSION}
+
+cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
+out="$cache/images"
+gobin="$out/bin"
+log() { printf '[images %s] %s\n' "$(date +%T)" "$*" >&2; }
+
+deb_version() { # Debian version as a tag: 5:7.0.15-1~deb12u10 -> 7.0.15-1-deb12u10
+  dpkg-query -W -f '${Version}' "$1" | sed 's/^[0-9]*://; s/[~+:]/-/g'
+}
+
+local_repo=localhost/toolhive-testbed
+redis_tag=$(deb_version redis-tools 2>/dev/null || echo unknown)
+pause_image="$local_repo/pause:$PAUSE_VERSION"
+coredns_image="$local_repo/coredns:$COREDNS_VERSION"
+redis_image="$local_repo/redis-debian:$redis_tag"
+vmcp_image="ghcr.io/stacklok/toolhive/vmcp:$TOOLHIVE_VERSION"
+proxyrunner_image="ghcr.io/stacklok/toolhive/proxyrunner:$TOOLHIVE_VERSION"
+everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
+time_image="$local_repo/mcp-server-time:$MCP_SERVER_TIME_VERSION"
+
+if [[ ${1:-} == names ]]; then
+  printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "$vmcp_image" "$proxyrunner_image" \
+    "$everything_image" "$time_image"
+  exit 0
+fi
+
+stamp="$out/.versions"
+inputs=$(cat "$0" "$here"/images/* "$here/versions.env" | sha256sum | cut -c1-16)
+want="inputs=$inputs toolhive=$TOOLHIVE_VERSION redis=$redis_tag python=$(deb_version python3.11)"
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+mkdir -p "$gobin"
+rm -f "$stamp"
+
+# --- Go programs (one `go install` at a time: the machine has two cores) ----
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+go_install() { # go_install LDFLAGS PACKAGE@VERSION...
+  local ld=$1; shift
+  (cd "$out" && GOBIN="$gobin" go install -trimpath -ldflags "$ld" "$@")
+}
+t=$SECONDS
+log "coredns $COREDNS_VERSION"
+go_install "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
+# The same ldflags as upstream's release images (.github/ko-ci.yml), less the commit and date.
+th="-s -w -X github.com/stacklok/toolhive/pkg/versions.Version=$TOOLHIVE_VERSION"
+th+=" -X github.com/stacklok/toolhive/pkg/versions.BuildType=release"
+log "vmcp, thv-proxyrunner $TOOLHIVE_VERSION"
+go_install "$th" "github.com/stacklok/toolhive/cmd/vmcp@$TOOLHIVE_VERSION" \
+  "github.com/stacklok/toolhive/cmd/thv-proxyrunner@$TOOLHIVE_VERSION"
+log "go-sdk everything $GO_SDK_VERSION"
+go_install "-s -w" "github.com/modelcontextprotocol/go-sdk/examples/server/everything@$GO_SDK_VERSION"
+log "Go programs built in $((SECONDS - t))s"
+
+# --- root filesystems --------------------------------------------------------
+t=$SECONDS
+work="$out/rootfs"
+rm -rf "$work"
+mkdir -p "$work"
+
+base() { # base DIR : ko's static base: CA bundle, passwd with nonroot 65532, /tmp
+  mkdir -p "$1"/{etc/ssl/certs,tmp,home/nonroot}
+  chmod 1777 "$1/tmp"
+  cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$1/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$1/etc/group"
+  chown 65532:65532 "$1/home/nonroot"
+}
+
+copy_libs() { # copy_libs DIR FILE : the shared libraries FILE loads, copied into DIR at their paths
+  local lib
+  for lib in $(ldd "$2" 2>/dev/null | grep -o '/[^ ]*' || true); do
+    [[ -e $1$lib ]] && continue
+    mkdir -p "$1$(dirname "$lib")"
+    cp -L "$lib" "$1$lib"
+  done
+}
+
+with_libs() { # with_libs DIR FILE... : copy FILEs (host paths) and their libraries into DIR
+  local dir=$1 f; shift
+  for f in "$@"; do
+    mkdir -p "$dir$(dirname "$f")"
+    cp -L "$f" "$dir$f"
+    copy_libs "$dir" "$f"
+  done
+}
+
+pack() { # pack TAR NAME DIR ARGS... : mkimage.py with the image's config
+  python3 "$here/images/mkimage.py" "$out/$1.tar" "$2" "$3" "${@:4}" \
+    --label "org.opencontainers.image.description=built by toolhive.k8s testbed/images.sh" >&2
+}
+
+ko_env=(--env PATH=/ko-app:/usr/local/bin:/usr/bin:/bin --env KO_DATA_PATH=/var/run/ko
+        --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt)
+
+# pause: the sandbox process, static C.
+mkdir -p "$work/pause"
+gcc -static -O2 -s -o "$work/pause/pause" "$here/images/pause.c"
+pack pause "$pause_image" "$work/pause" --entrypoint '["/pause"]' --user 65535
+
+# CoreDNS: static Go.
+base "$work/coredns"
+cp "$gobin/coredns" "$work/coredns/coredns"
+pack coredns "$coredns_image" "$work/coredns" --entrypoint '["/coredns"]' --user 65532
+
+# vmcp, proxy runner, everything: ko's layout (/ko-app/<binary>, uid 65532).
+for spec in "vmcp:vmcp:$vmcp_image" "thv-proxyrunner:proxyrunner:$proxyrunner_image" \
+            "everything:everything:$everything_image"; do
+  IFS=: read -r binary tar name <<<"$spec"
+  name=${spec#*:*:}
+  base "$work/$tar"
+  mkdir -p "$work/$tar/ko-app" "$work/$tar/var/run/ko"
+  cp "$gobin/$binary" "$work/$tar/ko-app/$binary"
+  cmd=null
+  # The example serves stdio unless told an address; streamable HTTP on 8080 by default.
+  [[ $binary == everything ]] && cmd='["-http", ":8080"]'
+  pack "$tar" "$name" "$work/$tar" --entrypoint "[\"/ko-app/$binary\"]" --cmd "$cmd" --user 65532 "${ko_env[@]}"
+done
+
+# Redis: Debian's redis-tools binary (redis-server and redis-sentinel are names
+# of one program), busybox as the shell the roles' scripts need, uid 999 as in
+# the official image.
+r="$work/redis"
+mkdir -p "$r"/{bin,usr/bin,usr/local/bin,data,run,tmp,etc}
+chmod 1777 "$r/run" "$r/tmp"
+chown 999:999 "$r/data"
+with_libs "$r" /usr/bin/redis-check-rdb /usr/bin/redis-cli
+mv "$r/usr/bin/redis-check-rdb" "$r/usr/bin/redis-server"
+ln -s redis-server "$r/usr/bin/redis-sentinel"
+ln -s redis-server "$r/usr/bin/redis-check-rdb"
+cp /bin/busybox "$r/bin/busybox"
+for applet in $(/bin/busybox --list); do
+  [[ -e $r/bin/$applet ]] || ln -s busybox "$r/bin/$applet"
+done
+cp "$here/images/redis-entrypoint.sh" "$r/usr/local/bin/docker-entrypoint.sh"
+printf 'root:x:0:0:root:/root:/bin/sh\nredis:x:999:999:redis:/data:/bin/sh\n' >"$r/etc/passwd"
+printf 'root:x:0:\nredis:x:999:\n' >"$r/etc/group"
+pack redis "$redis_image" "$r" --entrypoint '["docker-entrypoint.sh"]' --cmd '["redis-server"]' \
+  --workdir /data --user 999:999
+
+# mcp-server-time: Debian's python3 and a venv with the pinned PyPI packages.
+p="$work/time"
+venv=/opt/mcp-server-time
+base "$p"
+rm -rf "$out/venv"
+/usr/bin/python3 -m venv "$out/venv"
+"$out/venv/bin/pip" install -q --no-deps --require-virtualenv -r "$here/images/mcp-server-time.txt"
+mkdir -p "$p/usr/lib" "$p/usr/bin" "$p/opt" "$p/usr/share"
+cp -a /usr/lib/python3.11 "$p/usr/lib/"
+rm -rf "$p"/usr/lib/python3.11/{test,idlelib,tkinter,ensurepip,turtledemo,lib2to3}
+cp -a "$out/venv" "$p$venv"
+# The venv was made at another path: point its scripts' #! lines at where it is in the image.
+grep -rlI "^#!$out/venv/bin/python" "$p$venv/bin" | xargs -r sed -i "1s|^#!$out/venv/bin/python|#!$venv/bin/python|"
+sed -i "s|$out/venv|$venv|g" "$p$venv/pyvenv.cfg"
+with_libs "$p" /usr/bin/python3.11
+ln -s python3.11 "$p/usr/bin/python3"
+find "$p/usr/lib/python3.11/lib-dynload" "$p$venv" -name '*.so*' -print0 |
+  while IFS= read -r -d '' so; do copy_libs "$p" "$so"; done
+cp -a /usr/share/zoneinfo "$p/usr/share/"
+ln -s /usr/share/zoneinfo/UTC "$p/etc/localtime"
+pack time "$time_image" "$p" --entrypoint "[\"$venv/bin/mcp-server-time\"]" --user 65532 \
+  --env "PATH=$venv/bin:/usr/bin:/bin" --env TZ=UTC --env PYTHONDONTWRITEBYTECODE=1
+rm -rf "$work" "$out/venv"
+log "images packed in $((SECONDS - t))s"
+echo "$want" >"$stamp"

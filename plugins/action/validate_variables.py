@@ -27,7 +27,7 @@ class ActionModule(ActionBase):
         if bool(playbook) == bool(role):
             raise AnsibleActionFail("toolhive.k8s.validate_variables: give exactly one of playbook or role")
         try:
-            options = load_playbook_spec(playbook)[1] if playbook else load_role_spec(role)
+            spec, options = load_playbook_spec(playbook) if playbook else ({}, load_role_spec(role))
         except (OSError, ValueError, KeyError) as exc:
             raise AnsibleActionFail("toolhive.k8s.validate_variables: %s" % exc)
         names = [n for n in list(options) + list(ALWAYS) if n in task_vars]
@@ -41,6 +41,10 @@ class ActionModule(ActionBase):
         problems += [str(error) for error in checked.errors
                      if not any(name in str(error) for name in bad)]  # a value already refused, said once
         result.update(changed=False, validated=sorted(given))
+        # A playbook's own defaults, for the variables nobody set: as facts, not play vars, so that inventory
+        # host and group variables (one namespace per cluster, say) are not shadowed. Roles have defaults/.
+        result["ansible_facts"] = {name: option["default"] for name, option in (spec.get("options") or {}).items()
+                                   if "default" in option and name not in task_vars}
         if problems:
             result.update(failed=True, problems=problems,
                           msg="%d variable(s) refused; nothing was read from or written to the cluster:\n- %s"

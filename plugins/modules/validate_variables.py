@@ -18,6 +18,8 @@ description:
   - Values that YAML typed differently from what the user meant (C(no), C(017), C(0x1f), C(null)) are named as such.
   - Fails with one message listing every bad value, each naming the variable, the value (shortened, control
     characters escaped) and the rule.
+  - For a playbook, sets the defaults of its own options (C(playbooks/specs/NAME.yml)) that no variable gives, as
+    facts, so the playbook needs no play C(vars) that would shadow inventory host and group variables.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 options:

@@ -79,7 +79,8 @@ def run_playbook(ansible_env):
         cmd = ["ansible-playbook", str(playbook), *args]
         if extra_vars is not None:
             cmd += ["-e", json.dumps(extra_vars)]
-        proc = subprocess.run(cmd, cwd=REPO, env={**ansible_env, **(env or {})},
+        merged = {k: v for k, v in {**ansible_env, **(env or {})}.items() if v is not None}  # None unsets
+        proc = subprocess.run(cmd, cwd=REPO, env=merged,
                               capture_output=True, text=True, timeout=900, check=False)
         proc.output = proc.stdout + proc.stderr
         return proc

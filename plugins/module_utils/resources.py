@@ -78,6 +78,15 @@ def crds_missing_message(kinds):
             % ", ".join(sorted(set(kinds))))
 
 
+def _labelled_for(obj, resource_kind, name, role):
+    labels = obj["metadata"].get("labels") or {}
+    if role == "backend":
+        # The real proxy runner (v0.44.0, seen on running pods) labels it app=NAME, toolhive-name=NAME,
+        # toolhive=true and nothing else; app.kubernetes.io/instance is what the operator's own objects carry.
+        return labels.get("toolhive-name") == name or labels.get("app.kubernetes.io/instance") == name
+    return labels.get("app.kubernetes.io/instance") == name and labels.get("app") == APP_LABEL[resource_kind]
+
+
 def _owned_by(obj, kind, name):
     for ref in obj.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("kind") == kind and ref.get("name") == name and ref.get("controller"):
@@ -124,15 +133,12 @@ def find_workload(client, resource_kind, name, namespace, role):
     Returns a Workload whose obj is None when the operator has not created it (yet).
     """
     kind = "StatefulSet" if role == "backend" else "Deployment"
-    wanted = {"app.kubernetes.io/instance": name}
-    if role != "backend":
-        wanted["app"] = APP_LABEL[resource_kind]
     # The namespace's whole list, filtered here: one request that a ReadCache shares between many resources.
     items = [i for i in client.get(workload_path(kind, namespace)).get("items", [])
-             if all((i["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())]
+             if _labelled_for(i, resource_kind, name, role)]
     owned = [i for i in items if _owned_by(i, resource_kind, name)]
-    # The backend StatefulSet is created by the proxy runner, not the operator:
-    # it carries the instance label but may have no owner reference.
+    # The backend StatefulSet is created by the proxy runner, not the operator, with no owner reference:
+    # its name and labels say whose it is.
     candidates = owned or [i for i in items if role == "backend" and i["metadata"]["name"] == name]
     obj = candidates[0] if candidates else None
     return Workload(role, kind, obj["metadata"]["name"] if obj else name, namespace, obj)

@@ -1,5 +1,5 @@
 """toolhive.k8s.autoscale, status and preflight against the test bed."""
-from .conftest import API
+from .conftest import API, wait_for
 
 
 def hpa(kubectl, namespace, name):
@@ -153,3 +153,23 @@ def test_preflight_reports_which_resources_do_not_exist_yet(module, mcpserver, n
     assert not result.failed, result.output
     assert result["missing"] == [f"MCPServer {namespace}/new", f"MCPGroup {namespace}/new-group"]
     assert module("preflight", resources=[server("there", namespace, transport="streamable-http")])["missing"] == []
+
+
+def test_the_backend_statefulset_the_proxy_runner_creates_is_found(module, mcpserver, apply, get, namespace):
+    """The real proxy runner (v0.44.0, seen on running pods) creates StatefulSet NAME labelled app=NAME,
+    toolhive-name=NAME, toolhive=true, with no owner reference: status and scale must find it by that."""
+    name = mcpserver("fetch", transport="streamable-http")
+    labels = {"app": name, "toolhive-name": name, "toolhive": "true"}
+    apply({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "labels": labels},
+           "spec": {"replicas": 1, "serviceName": "mcp-%s-headless" % name, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels},
+                                 "spec": {"containers": [{"name": "mcp", "image": "x"}]}}}})
+    wait_for("the backend pod", lambda: (get("statefulset", name) or {}).get("status", {}).get("readyReplicas"))
+    report = module("status", kind="MCPServer", name=name, namespace=namespace)["resources"][0]
+    assert report["workloads"]["backend"]["name"] == name and report["workloads"]["backend"]["exists"]
+    assert report["workloads"]["backend"]["ready"] == 1
+
+    scaled = module("scale", kind="MCPServer", name=name, namespace=namespace, target="backend", replicas=2,
+                    allow_without_session_storage=True, wait_timeout=60)
+    assert not scaled.failed, scaled.output
+    assert scaled["workload"]["kind"] == "StatefulSet" and get("statefulset", name)["spec"]["replicas"] == 2

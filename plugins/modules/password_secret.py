@@ -16,7 +16,8 @@ description:
   - A missing Secret while a workload that reads it exists (O(used_by)) is an error, not a new password that the
     running pods do not know. With O(regenerate), the passwords are replaced (or the Secret created again) and
     every Deployment and StatefulSet of the namespace whose pods read the Secret is restarted, Redis and the
-    servers together, as C(kubectl rollout restart) does.
+    servers together - each the way its owner does not undo (an MCPServer through the operator's restart
+    annotation, a VirtualMCPServer's gateway by replacing its pods, Redis by C(kubectl rollout restart)).
   - With O(state=absent) the Secret is deleted only if the collection created it (its label
     C(app.kubernetes.io/managed-by=toolhive.k8s) and annotation C(toolhive.k8s/generated=true)); a Secret the user
     made is kept and reported.
@@ -142,10 +143,12 @@ import string
 from ansible_collections.toolhive.k8s.plugins.module_utils import values
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
-from ansible_collections.toolhive.k8s.plugins.module_utils.resources import workload_path
+from ansible_collections.toolhive.k8s.plugins.module_utils.resources import cr_path, workload_path
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 GENERATED = "toolhive.k8s/generated"
+# The ToolHive operator's own rolling restart of an MCPServer's proxy (read from its controller, v0.44.0).
+MCPSERVER_RESTARTED_AT = "mcpserver.toolhive.stacklok.dev/restarted-at"
 ALPHABET = string.ascii_letters + string.digits
 
 
@@ -184,17 +187,33 @@ def readers(client, namespace, name):
             refs += [(e.get("secretRef") or {}).get("name") for c in containers for e in c.get("envFrom") or []]
             refs += [(v.get("secret") or {}).get("secretName") for v in pod.get("volumes") or []]
             if name in refs:
-                found.append((kind, item["metadata"]["name"]))
+                found.append((kind, item))
     return found
 
 
 def restart(client, namespace, workloads, check_mode):
-    """kubectl rollout restart: a new pod-template annotation, so each workload replaces its pods."""
+    """New pods for every reader, each the way its owner does not undo:
+    - an MCPServer's proxy: the operator's own restart annotation on the MCPServer (it rolls the Deployment);
+    - a VirtualMCPServer's gateway: its pods deleted (the operator reverts any change to the pod template);
+    - anything else (Redis): kubectl rollout restart, a new pod-template annotation."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
-    for kind, name in workloads:
-        client.patch(workload_path(kind, namespace, name), body, patch_type="strategic", dry_run=check_mode)
-    return ["%s/%s" % (kind, name) for kind, name in workloads]
+    done = []
+    for kind, item in workloads:
+        meta = item["metadata"]
+        owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), {})
+        if owner.get("kind") == "MCPServer":
+            client.patch(cr_path("MCPServer", namespace, owner["name"], owner["apiVersion"].split("/")[-1]),
+                         {"metadata": {"annotations": {MCPSERVER_RESTARTED_AT: now}}}, dry_run=check_mode)
+        elif owner.get("kind") == "VirtualMCPServer":
+            selector = ",".join("%s=%s" % pair for pair in sorted(item["spec"]["selector"]["matchLabels"].items()))
+            client.request("DELETE", "/api/v1/namespaces/%s/pods" % namespace,
+                           params={"labelSelector": selector, "dryRun": "All" if check_mode else None})
+        else:
+            body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
+            client.patch(workload_path(kind, namespace, meta["name"]), body, patch_type="strategic",
+                         dry_run=check_mode)
+        done.append("%s/%s" % (kind, meta["name"]))
+    return done
 
 
 def present(module, client, result):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from .conftest import wait_for
 from .faulty_api import FaultyAPI
 
 
@@ -108,3 +109,28 @@ def test_a_users_secret_is_never_rewritten_nor_deleted(module, kubectl, get, nam
     module("password_secret", name="ours", namespace=namespace)
     gone = module("password_secret", name="ours", namespace=namespace, state="absent")
     assert gone["deleted"] and get("secret", "ours") is None
+
+
+def test_regenerate_restarts_the_operators_workloads_its_own_way(module, vmcp, mcpserver, kubectl, get, namespace):
+    """The operator reverts a gateway's pod template, so its pods are replaced; an MCPServer's proxy is restarted
+    through the operator's own annotation. Both read the Secret through the env the operator wires."""
+    module("password_secret", name="auth", namespace=namespace)
+    storage = {"provider": "redis", "address": "r:6379", "keyPrefix": "a:",
+               "passwordRef": {"name": "auth", "key": "password"}}
+    gateway = vmcp(sessionStorage=storage)
+    proxy = mcpserver("fetch", transport="streamable-http", sessionStorage=storage)
+    wait_for("the gateway's Redis password env", lambda: "auth" in json.dumps(get("deployment", gateway)["spec"]))
+    wait_for("the proxy's Redis password env", lambda: "auth" in json.dumps(get("deployment", proxy)["spec"]))
+
+    def gateway_pods():
+        pods = kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/instance=%s" % gateway,
+                       "-o", "json")["items"]
+        return sorted(p["metadata"]["uid"] for p in pods if p["metadata"].get("ownerReferences"))
+
+    before = wait_for("the gateway's pods", gateway_pods)
+    result = module("password_secret", name="auth", namespace=namespace, regenerate=True)
+    assert not result.failed, result.output
+    assert sorted(result["restarted"]) == ["Deployment/%s" % proxy, "Deployment/%s" % gateway]
+    annotations = get("mcpserver", proxy)["metadata"].get("annotations") or {}
+    assert "mcpserver.toolhive.stacklok.dev/restarted-at" in annotations
+    wait_for("new gateway pods", lambda: (now := gateway_pods()) and not set(now) & set(before))

@@ -42,7 +42,9 @@ if [[ ${1:-} == names ]]; then
 fi
 
 stamp="$out/.versions"
-inputs=$(cat "$0" "$here"/images/* "$here/versions.env" | sha256sum | cut -c1-16)
+# Regular files only: a __pycache__ directory (or anything else) there is not an input.
+inputs=$(find "$0" "$here/images" "$here/versions.env" -maxdepth 1 -type f -print0 | sort -z | xargs -0 cat |
+  sha256sum | cut -c1-16)
 want="inputs=$inputs toolhive=$TOOLHIVE_VERSION redis=$redis_tag python=$(deb_version python3.11)"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
   exit 0

@@ -100,6 +100,11 @@ storage_class = _rule(re.compile(r"^$|" + DNS_SUBDOMAIN.pattern), "empty or a St
 quantity_text = _rule(QUANTITY, "a Kubernetes quantity, e.g. '500m', '1', '256Mi', '1Gi'", 64)
 
 
+# An MCPServer's group may be empty: the server then belongs to none.
+group = _rule(re.compile(r"^$|" + DNS_LABEL.pattern), "empty (no group) or a DNS-1123 label: lower-case letters, "
+                                                      "digits and '-', starting and ending with a letter or digit", 63)
+
+
 def choice(*allowed):
     def rule(value, context=None):
         if value not in allowed:
@@ -335,7 +340,7 @@ VARIABLE_RULES = {
     "vmcp_instances[].labels": labels,
     "vmcp_instances[].autoscale": autoscale,
     "mcpserver_namespace": namespace,
-    "mcpserver_group": name,
+    "mcpserver_group": group,
     "mcpserver_wait_timeout": seconds,
     "mcpserver_servers[].name": server_name,
     "mcpserver_servers[].image": image,
@@ -344,7 +349,7 @@ VARIABLE_RULES = {
     "mcpserver_servers[].replicas": replicas,
     "mcpserver_servers[].backend_replicas": replicas,
     "mcpserver_servers[].session_storage": session_storage,
-    "mcpserver_servers[].group": name,
+    "mcpserver_servers[].group": group,
     "mcpserver_servers[].resources": resources,
     "mcpserver_servers[].backend_resources": resources,
     "mcpserver_servers[].args": strings,

@@ -95,3 +95,8 @@ def test_module_options_are_checked_like_variables():
     problems = values.check_params({"name": "gw", "namespace": "kube-system/../x", "replicas": 30})
     assert [p.split(" ")[0] for p in problems] == ["namespace", "replicas"]
     assert "replica_limit" in problems[1]
+
+
+def test_an_mcpserver_may_belong_to_no_group():
+    assert values.check_variables({"mcpserver_group": "", "mcpserver_servers": [{"name": "a", "group": ""}]}) == []
+    assert values.check_variables({"mcpserver_group": "A"}) != []

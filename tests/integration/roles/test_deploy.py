@@ -5,6 +5,7 @@ import re
 import subprocess
 
 from ..conftest import REPO, Audit
+from ..modules.faulty_api import FaultyAPI
 
 import pytest
 
@@ -263,3 +264,29 @@ def test_deploy_after_autoscale_refuses_to_fight_the_hpa(run_playbook, kubectl, 
     left_out = run_playbook(PLAYBOOK, extra_vars=example(ns, vmcp_instances=[{"name": "gateway"}]))
     assert recap(left_out.output)["failed"] == 0, left_out.output[-3000:]
     assert "replicas" not in kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")["spec"]
+
+
+def test_losing_the_api_server_mid_deploy_says_what_stands_and_a_rerun_converges(
+        run_playbook, kubectl, kubeconfig, fresh_namespace):
+    """The API server goes away once Redis is written, as the gateways are applied: the failure names the step
+    and what this run had already written; the next run finishes the job."""
+    ns = fresh_namespace
+    with FaultyAPI(kubeconfig) as proxy:
+        def away_at_the_gateways(method, path):
+            if "/virtualmcpservers" in path and method in ("PATCH", "POST"):
+                proxy.go_away()
+        proxy.hooks.append(away_at_the_gateways)
+        env = {"KUBECONFIG": "/nonexistent", "K8S_AUTH_KUBECONFIG": None, "K8S_AUTH_HOST": proxy.url,
+               "K8S_AUTH_API_KEY": "the-front-authenticates"}
+        cut = run_playbook(PLAYBOOK, extra_vars=example(ns), env=env)
+    assert recap(cut.output)["failed"] == 1
+    said = cut.output[cut.output.index("The deploy stopped at"):]
+    assert 'The deploy stopped at "Apply the groups, gateways and MCPServers"' in said, said[:2000]
+    assert "the Kubernetes API server could not be reached" in said
+    assert ("Already changed by this run (it stands): namespace %s created; Redis password Secret %s/toolhive-redis-auth "
+            "created; Redis (configuration, workload, Service) applied." % (ns, ns)) in said.replace("\n", " "), said[:2000]
+    assert "Value of unknown type" not in said
+
+    again = run_playbook(PLAYBOOK, extra_vars=example(ns))
+    assert recap(again.output)["failed"] == 0, again.output[-3000:]
+    assert kubectl("get", "deployment", "gateway", "-n", ns, "-o", "json")["status"]["readyReplicas"] == 3

@@ -1,0 +1,98 @@
+"""Fixtures for tests on running pods: the real node of the test bed, and one deployment made
+by the collection's own playbook that every test in a module reads.
+
+Needs TESTBED_NODES=real or both (skipped only under the explicit opt-out, kwok); a real node
+that could not start is a failure with the message cluster-up wrote.
+"""
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ..testbed.realnode import REPO, image, require_real_nodes
+
+
+@pytest.fixture(scope="session")
+def real_node(kubectl, kubeconfig):
+    """The real node's name; fails (never skips, but under TESTBED_NODES=kwok) when it is not Ready."""
+    require_real_nodes()
+    unavailable = Path(kubeconfig).parent / "realnode-unavailable"
+    if unavailable.exists():
+        pytest.fail(f"the real node could not start; cluster-up said: {unavailable.read_text().strip()}")
+    nodes = kubectl("get", "nodes", "-l", "toolhive.testbed/node=real", "-o", "json")["items"]
+    ready = [n["metadata"]["name"] for n in nodes
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
+    if not ready:
+        pytest.fail(f"TESTBED_NODES asks for a real node but the cluster at {kubeconfig} has none Ready: "
+                    "run testbed/cluster.sh up with the same TESTBED_NODES and read its output")
+    return ready[0]
+
+
+def wait_until(what, probe, timeout=120, interval=0.5):
+    """probe() until it returns something true; its last answer is in the failure message."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+class Deployment:
+    """A namespace deployed by playbooks/deploy.yml, and what the tests need to find in it."""
+
+    def __init__(self, kubectl, namespace):
+        self.kubectl, self.namespace = kubectl, namespace
+        # time.monotonic() at the start and end of the playbook, and when serving() first said yes
+        self.started = self.deployed = self.serving = None
+
+    def pods(self, selector):
+        """Names of the Running, Ready pods matching SELECTOR, sorted."""
+        items = self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json")["items"]
+        return sorted(p["metadata"]["name"] for p in items
+                      if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+                      and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"]))
+
+    def all_pods(self):
+        """Every pod of the namespace, as the API returns them."""
+        return self.kubectl("get", "pods", "-n", self.namespace, "-o", "json")["items"]
+
+
+def deploy(run_playbook, kubectl, extra_vars, serving):
+    """Run deploy.yml for EXTRA_VARS (which name a fresh namespace) and, while it runs, call
+    serving(deployment) every second until it says yes: the time to serving is the user's, and
+    the playbook may still be waiting for the operator's status when the pods already answer."""
+    deployment = Deployment(kubectl, extra_vars["toolhive_namespace"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        deployment.started = time.monotonic()
+        playbook = pool.submit(run_playbook, REPO / "playbooks" / "deploy.yml", extra_vars=extra_vars)
+        while deployment.serving is None and not playbook.done():
+            if serving(deployment):
+                deployment.serving = time.monotonic()
+            else:
+                time.sleep(1)
+        result = playbook.result()
+        deployment.deployed = time.monotonic()
+    assert result.returncode == 0, result.output[-6000:]
+    if deployment.serving is None:
+        wait_until("the deployment to serve", lambda: serving(deployment), timeout=120, interval=1)
+        deployment.serving = time.monotonic()
+    return deployment
+
+
+@pytest.fixture(scope="module")
+def fresh_namespace(kubectl):
+    """A namespace name nobody uses; the playbook creates it, and it is deleted afterwards."""
+    name = f"rp-{uuid.uuid4().hex[:8]}"
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def images():
+    """The test bed's local images (testbed/images.sh names)."""
+    return {"redis": image("redis-debian"), "everything": image("go-sdk-everything")}

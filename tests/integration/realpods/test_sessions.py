@@ -1,0 +1,226 @@
+"""The scaling guide's promise on running pods: with Redis session storage, a session opened on
+one replica is served by every other replica; without it, another replica refuses the session.
+
+One deployment by the collection's own playbooks/deploy.yml, in a fresh namespace on the test
+bed's real node: Redis (the local Debian image), an MCPServer `everything` (go-sdk's everything
+example, streamable HTTP) with 2 proxies and 2 backends and Redis, the same server without session
+storage (`alone`, in a group of its own), and two gateways of 3 replicas each with
+`sessionAffinity: None`: `shared` (Redis) and `solo` (none). The client is the official `mcp` SDK;
+each request goes to one pod of our choosing through the API server's pod proxy (see podclient.py),
+as a Service without affinity may send it.
+"""
+import json
+import uuid
+from functools import partial
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from .conftest import REPO, deploy
+from .podclient import pod_session, run
+
+pytestmark = pytest.mark.usefixtures("real_node")
+
+GATEWAY_PORT = 4483
+PROXY_PORT = 8080
+
+
+def deploy_vars(namespace, images):
+    """Extra variables of deploy.yml: what the module docstring describes."""
+    server = {"image": images["everything"], "transport": "streamable-http", "mcp_port": 8080,
+              "replicas": 2, "backend_replicas": 2, "session_affinity": "None"}
+    return {
+        "toolhive_namespace": namespace,
+        "toolhive_group": "sessions",
+        "redis_image": images["redis"],
+        # `solo` and `alone` run several replicas without Redis on purpose.
+        "toolhive_allow_without_session_storage": True,
+        "mcpserver_servers": [
+            {"name": "everything", **server},
+            # Not in the gateways' group: they must not aggregate a server whose sessions break across its
+            # pods. (No group at all is refused: `group: ""` and `mcpserver_group: ""` fail validation.)
+            {"name": "alone", **server, "session_storage": False, "group": "unshared"},
+        ],
+        "vmcp_instances": [
+            {"name": "shared", "replicas": 3, "session_affinity": "None"},
+            {"name": "solo", "replicas": 3, "session_affinity": "None", "session_storage": False},
+            # Only so that the group `unshared` exists (the vmcp role creates the groups).
+            {"name": "unshared", "group": "unshared", "replicas": 1},
+        ],
+    }
+
+
+async def tools_list(kubeconfig, namespace, pod):
+    """A new session on gateway pod POD, and its tools/list."""
+    async with pod_session(kubeconfig, namespace, GATEWAY_PORT) as (session, router):
+        router.pod = pod
+        await session.initialize()
+        return await session.list_tools()
+
+
+@pytest.fixture(scope="module")
+def deployed(run_playbook, kubectl, kubeconfig, fresh_namespace, images):
+    """The deployment, made once for the module; it measures when a gateway first serves."""
+    def serving(deployment):
+        """A real client's first tools/list through a Ready gateway pod answered."""
+        pods = deployment.pods("app.kubernetes.io/instance=shared")
+        try:
+            return pods and run(tools_list(kubeconfig, deployment.namespace, pods[0]), timeout=30).tools
+        except Exception:  # pylint: disable=broad-except  # not serving yet: asked again a second later
+            return None
+
+    return deploy(run_playbook, kubectl, deploy_vars(fresh_namespace, images), serving)
+
+
+async def open_on_first_then_use_the_others(connect, pods, tool):
+    """With the session CONNECT() opens: initialize on pods[0]; then tools/list and tools/call TOOL on each
+    other pod, and pods[0] last. Returns ({pod: [tools/list result, tools/call result], each the MCPError it
+    raised instead}, router)."""
+    answers = {}
+    async with connect() as (session, router):
+        router.pod = pods[0]
+        await session.initialize()
+        await router.settled()
+        for pod in pods[1:] + pods[:1]:
+            router.pod = pod
+            answers[pod] = []
+            for call in (session.list_tools, lambda pod=pod: session.call_tool(tool, {"name": pod})):
+                try:
+                    answers[pod].append(await call())
+                except MCPError as error:
+                    answers[pod].append(error)
+    for exchange in router.exchanges:  # shown with -s / on failure: what each pod really answered
+        print(exchange)
+    return answers, router
+
+
+def served(answers, pod, tool):
+    """POD listed TOOL and answered a call of it (everything's greet: `Hi <name>`)."""
+    tools, call = answers[pod]
+    assert not isinstance(tools, MCPError), f"tools/list on {pod}: {tools}"
+    assert tool in [t.name for t in tools.tools], f"{pod} listed {[t.name for t in tools.tools]}"
+    assert not isinstance(call, MCPError) and not call.is_error, f"tools/call {tool} on {pod}: {call}"
+    assert [c.text for c in call.content] == [f"Hi {pod}"], call.content
+
+
+def errors(results):
+    """(code, message) of each MCPError; anything else as it is, to show in the failure."""
+    return [(r.code, r.message) if isinstance(r, MCPError) else r for r in results]
+
+
+def redis_cli(deployed, *args, password=True):
+    """redis-cli in the Redis pod, through the Service's DNS name. The container has REDISCLI_AUTH
+    set (the role's readiness probe uses it): unset it to be a client without the password."""
+    auth = ['-a', '"$REDIS_PASSWORD"', "--no-auth-warning"] if password else []
+    cli = ["env -u REDISCLI_AUTH redis-cli -h", f"toolhive-redis.{deployed.namespace}.svc.cluster.local", *auth]
+    script = " ".join(cli + list(args))
+    if args[0] == "--scan-values":  # the values of the keys matching a pattern, one a line
+        script = f"for k in $({' '.join(cli)} --scan --pattern '{args[1]}'); do {' '.join(cli)} GET \"$k\"; done"
+    proc = deployed.kubectl("exec", "-n", deployed.namespace, "deploy/toolhive-redis", "--", "sh", "-c", script)
+    return proc.stdout.strip()
+
+
+def test_every_pod_runs_on_the_real_node(deployed, real_node):
+    """Every pod the deployment made runs, Ready and never restarted, on the real node."""
+    pods = deployed.all_pods()
+    # Redis 1, gateways 3 + 3 + 1, two MCPServers with 2 proxies and 2 backends each.
+    assert len(pods) == 16, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        assert pod["spec"]["nodeName"] == real_node, f"{name} is on {pod['spec'].get('nodeName')}"
+        assert pod["status"]["phase"] == "Running", f"{name}: {pod['status']}"
+        assert all(s["ready"] and s["restartCount"] == 0 for s in pod["status"]["containerStatuses"]), name
+
+
+def test_time_from_deploy_to_first_tools_list(deployed):
+    """From the start of deploy.yml to the first tools/list a gateway pod answers."""
+    playbook = deployed.deployed - deployed.started
+    first = deployed.serving - deployed.started
+    print(f"\ndeploy.yml took {playbook:.1f}s; a gateway pod answered the first tools/list {first:.1f}s "
+          "after it started")
+    assert first < 120, f"first tools/list {first:.1f}s after the deploy started"
+
+
+def test_gateway_session_with_redis_is_served_by_every_replica(deployed, kubeconfig):
+    """The promise: a session opened on gateway pod A serves tools/list and tools/call on B and C."""
+    pods = deployed.pods("app.kubernetes.io/instance=shared")
+    assert len(pods) == 3, pods
+    answers, router = run(open_on_first_then_use_the_others(
+        partial(pod_session, kubeconfig, deployed.namespace, GATEWAY_PORT), pods, "everything_greet"))
+    for pod in pods:
+        served(answers, pod, "everything_greet")
+    for pod in pods[1:]:
+        assert [e.status for e in router.posts(pod)] == [200, 200], router.exchanges
+    # The session the other pods restored is the one Redis holds under the gateway's prefix.
+    key = f"thv:{deployed.namespace}:vmcp:shared:{router.session_id}"
+    assert redis_cli(deployed, "EXISTS", key) == "1", key
+
+
+def test_gateway_session_without_session_storage_is_refused_by_other_replicas(deployed, kubeconfig):
+    """Without session storage, B and C answer HTTP 404 `Session terminated`; A still serves it."""
+    pods = deployed.pods("app.kubernetes.io/instance=solo")
+    assert len(pods) == 3, pods
+    answers, router = run(open_on_first_then_use_the_others(
+        partial(pod_session, kubeconfig, deployed.namespace, GATEWAY_PORT), pods, "everything_greet"))
+    served(answers, pods[0], "everything_greet")  # the pod that made it still serves it
+    for pod in pods[1:]:
+        # The SDK's own words for an HTTP 404 on a session it holds.
+        assert errors(answers[pod]) == [(-32600, "Session terminated")] * 2
+        refusals = router.posts(pod)
+        assert [(e.status, e.content_type, e.body) for e in refusals] == \
+            [(404, "text/plain; charset=utf-8", "Session terminated\n")] * 2, refusals
+    assert redis_cli(deployed, "--scan", "--pattern", f"thv:{deployed.namespace}:vmcp:solo:*") == ""
+
+
+def test_mcpserver_session_with_redis_is_served_by_both_proxies(deployed, kubeconfig):
+    """The same through the proxy runners of an MCPServer with 2 proxies and 2 backends."""
+    pods = deployed.pods("app.kubernetes.io/instance=everything,app=mcpserver")
+    assert len(pods) == 2, pods
+    client = f"realpods-{uuid.uuid4().hex[:8]}"
+    answers, router = run(open_on_first_then_use_the_others(
+        partial(pod_session, kubeconfig, deployed.namespace, PROXY_PORT, client_name=client), pods, "greet"))
+    for pod in pods:
+        served(answers, pod, "greet")
+    assert [e.status for e in router.posts(pods[1])] == [200, 200], router.exchanges
+    # The proxy runner stores a session under an id of its own, with the client's `initialize` in it.
+    stored = redis_cli(deployed, "--scan-values", f"thv:{deployed.namespace}:mcp:everything:*")
+    assert client in stored, stored[-2000:]
+
+
+def test_mcpserver_session_without_session_storage_is_refused_by_the_other_proxy(deployed, kubeconfig):
+    """Without session storage the other proxy answers 404 with JSON-RPC -32001 `Session not found`."""
+    pods = deployed.pods("app.kubernetes.io/instance=alone,app=mcpserver")
+    assert len(pods) == 2, pods
+    answers, router = run(open_on_first_then_use_the_others(
+        partial(pod_session, kubeconfig, deployed.namespace, PROXY_PORT), pods, "greet"))
+    served(answers, pods[0], "greet")
+    assert errors(answers[pods[1]]) == [(-32001, "Session not found")] * 2
+    # Unlike the gateway, the proxy runner answers with a JSON-RPC error (the id is the request's).
+    refusals = router.posts(pods[1])
+    assert [(e.status, e.content_type) for e in refusals] == [(404, "application/json")] * 2, refusals
+    for refusal in refusals:
+        body = json.loads(refusal.body)
+        assert body["error"] == {"code": -32001, "message": "Session not found"}, refusal
+
+
+def test_redis_answers_only_with_the_password(deployed):
+    """Through the Service's DNS name: NOAUTH without the generated password, PONG with it."""
+    assert redis_cli(deployed, "PING", password=False) == "NOAUTH Authentication required."
+    assert redis_cli(deployed, "PING") == "PONG"
+
+
+def test_status_reports_the_backend_statefulset_the_proxy_runner_made(deployed, run_playbook):
+    """The proxy runner's StatefulSet (no owner reference, its own labels) is found by status."""
+    result = run_playbook(REPO / "playbooks" / "status.yml", extra_vars={"toolhive_namespace": deployed.namespace})
+    assert result.returncode == 0, result.output[-3000:]
+    assert "backend StatefulSet/everything 2/2 ready" in result.output, result.output[-3000:]
+
+
+def test_redis_readiness_probe_fails_with_a_wrong_password(deployed):
+    """The readiness probe must fail when its password is wrong, or it checks nothing."""
+    spec = deployed.kubectl("get", "deploy", "toolhive-redis", "-n", deployed.namespace, "-o", "json")["spec"]
+    probe = spec["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+    proc = deployed.kubectl("exec", "-n", deployed.namespace, "deploy/toolhive-redis", "--",
+                            "env", "REDISCLI_AUTH=not-the-password", *probe, check=False)
+    # redis-cli itself exits 0 whatever Redis answers: the probe must look at the answer.
+    assert proc.returncode != 0, f"{probe} with a wrong password exited 0, answering {proc.stdout.strip()!r}"

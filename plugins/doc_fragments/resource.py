@@ -24,3 +24,14 @@ options:
     default: v1beta1
     choices: [v1beta1, v1alpha1]
 """
+
+    # The bound on the replica counts a task sets (scale, autoscale).
+    REPLICA_LIMIT = r"""
+options:
+  replica_limit:
+    description:
+      - Upper bound for any replica count this task sets; a larger one is refused before any request (a typo such as
+        C(10000) would otherwise start that many pods). Raise it when you mean it.
+    type: int
+    default: 20
+"""

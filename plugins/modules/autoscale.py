@@ -26,17 +26,12 @@ extends_documentation_fragment:
   - toolhive.k8s.auth
   - toolhive.k8s.attributes.writes
   - toolhive.k8s.resource
+  - toolhive.k8s.resource.replica_limit
 attributes:
   diff_mode:
     support: full
     description: Shows the HPA spec (and the released replica field) before and after.
 options:
-  replica_limit:
-    description:
-      - Upper bound for any replica count this task sets; a larger one is refused before any request (a typo such as
-        C(10000) would otherwise start that many pods). Raise it when you mean it.
-    type: int
-    default: 20
   name:
     description: Name of the resource.
     type: str

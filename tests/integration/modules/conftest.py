@@ -6,6 +6,7 @@ import time
 import pytest
 
 from ..conftest import REPO
+from .faulty_api import FaultyAPI
 
 API = "toolhive.stacklok.dev/v1beta1"
 
@@ -93,3 +94,15 @@ def mcpserver(apply, get):
         return name
 
     return make
+
+
+@pytest.fixture
+def faulty_api(kubeconfig):
+    """A plain-HTTP front for the test bed's API server that puts faults at exact moments (faulty_api.py)."""
+    with FaultyAPI(kubeconfig) as proxy:
+        yield proxy
+
+
+def through(proxy):
+    """Module options that send a module's requests through the front."""
+    return dict(host=proxy.url, api_key="unused-the-front-authenticates", kubeconfig=None)

@@ -2,20 +2,7 @@
 import base64
 import json
 
-import pytest
-
-from .conftest import wait_for
-from .faulty_api import FaultyAPI
-
-
-@pytest.fixture
-def faulty_api(kubeconfig):
-    with FaultyAPI(kubeconfig) as proxy:
-        yield proxy
-
-
-def through(proxy):
-    return dict(host=proxy.url, api_key="unused-the-front-authenticates", kubeconfig=None)
+from .conftest import through, wait_for
 
 
 def secret_value(get, name, key="password"):

@@ -13,8 +13,7 @@ from ansible.plugins.loader import init_plugin_loader
 from ansible.template import trust_as_template
 
 from ..conftest import REPO
-from .conftest import wait_for
-from .faulty_api import FaultyAPI
+from .conftest import through, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -45,16 +44,6 @@ def toolhive(hosts):
         return getattr(hosts().localhost, "toolhive.k8s." + module)(**args)["localhost"]
 
     return run
-
-
-@pytest.fixture
-def faulty_api(kubeconfig):
-    with FaultyAPI(kubeconfig) as proxy:
-        yield proxy
-
-
-def through(proxy):
-    return dict(host=proxy.url, api_key="unused-the-front-authenticates", kubeconfig=None)
 
 
 def scale_concurrently(kubectl, namespace, name, replicas):

@@ -118,3 +118,15 @@ class Audit:
 def audit(kubectl):
     """audit(): an Audit from now on."""
     return lambda: Audit(kubectl)
+
+
+def wait_until(what, probe, timeout=60, interval=0.5):
+    """probe() until it returns something true, and return that; its last answer is in the failure message."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")

@@ -1,11 +1,10 @@
 """Fixtures for driving this collection's modules against the test bed."""
 import json
 import subprocess
-import time
 
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REPO, wait_until
 from .faulty_api import FaultyAPI
 
 API = "toolhive.stacklok.dev/v1beta1"
@@ -47,13 +46,7 @@ def module(ansible_env):
 
 
 def wait_for(what, probe, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(what, probe, timeout)
 
 
 @pytest.fixture

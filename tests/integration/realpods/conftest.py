@@ -7,39 +7,21 @@ that could not start is a failure with the message cluster-up wrote.
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from ..testbed.realnode import REPO, image, require_real_nodes
+from ..conftest import wait_until as _shared_wait
+from ..testbed.realnode import REPO, image, ready_real_node
 
 
 @pytest.fixture(scope="session")
 def real_node(kubectl, kubeconfig):
     """The real node's name; fails (never skips, but under TESTBED_NODES=kwok) when it is not Ready."""
-    require_real_nodes()
-    unavailable = Path(kubeconfig).parent / "realnode-unavailable"
-    if unavailable.exists():
-        pytest.fail(f"the real node could not start; cluster-up said: {unavailable.read_text().strip()}")
-    nodes = kubectl("get", "nodes", "-l", "toolhive.testbed/node=real", "-o", "json")["items"]
-    ready = [n["metadata"]["name"] for n in nodes
-             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
-    if not ready:
-        pytest.fail(f"TESTBED_NODES asks for a real node but the cluster at {kubeconfig} has none Ready: "
-                    "run testbed/cluster.sh up with the same TESTBED_NODES and read its output")
-    return ready[0]
+    return ready_real_node(kubectl, kubeconfig)
 
 
 def wait_until(what, probe, timeout=120, interval=0.5):
-    """probe() until it returns something true; its last answer is in the failure message."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+    return _shared_wait(what, probe, timeout, interval)
 
 
 class Deployment:

@@ -32,6 +32,22 @@ def require_real_nodes():
         pytest.skip(f"TESTBED_NODES={NODES}: the real node is opted out (TESTBED_NODES=real or both runs it)")
 
 
+def ready_real_node(kubectl, kubeconfig):
+    """The real node's name. Skips only on the opt-out; fails, with cluster-up's own reason, when it is not Ready."""
+    require_real_nodes()
+    unavailable = Path(kubeconfig).parent / "realnode-unavailable"
+    if unavailable.exists():
+        pytest.fail(f"the real node could not start; cluster-up said: {unavailable.read_text().strip()}")
+    nodes = kubectl("get", "nodes", "-l", "toolhive.testbed/node=real", "-o", "json")["items"]
+    ready = [n["metadata"]["name"] for n in nodes
+             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
+    if not ready:
+        pytest.fail(f"TESTBED_NODES asks for a real node but the cluster at {kubeconfig} has none Ready "
+                    f"(nodes labelled toolhive.testbed/node=real: {[n['metadata']['name'] for n in nodes]}); "
+                    "run testbed/cluster.sh up with the same TESTBED_NODES and read its output")
+    return ready[0]
+
+
 def run(*cmd, check=True):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     if check and proc.returncode != 0:

@@ -10,11 +10,11 @@ import json
 import socket
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from .realnode import AUDIT, FORWARD, GUARD, REJECT, image, leaked, packets, require_real_nodes, run
+from ..conftest import wait_until as _shared_wait
+from .realnode import AUDIT, FORWARD, GUARD, REJECT, image, leaked, packets, ready_real_node, run
 
 REAL = {"toolhive.testbed/node": "real"}
 # An address outside this machine that no test may reach: TEST-NET-2 (RFC 5737). Not
@@ -26,31 +26,14 @@ KWOK_POD_IP = "10.244.7.7"
 
 @pytest.fixture(scope="module")
 def real_node(kubectl, kubeconfig):
-    require_real_nodes()
-    unavailable = Path(kubeconfig).parent / "realnode-unavailable"
-    if unavailable.exists():
-        pytest.fail(f"the real node could not start; cluster-up said: {unavailable.read_text().strip()}")
-    nodes = kubectl("get", "nodes", "-l", "toolhive.testbed/node=real", "-o", "json")["items"]
-    ready = [n["metadata"]["name"] for n in nodes
-             if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
-    if not ready:
-        pytest.fail(f"TESTBED_NODES asks for a real node but the cluster at {kubeconfig} has none Ready "
-                    f"(nodes labelled toolhive.testbed/node=real: {[n['metadata']['name'] for n in nodes]}); "
-                    "run testbed/cluster.sh up with the same TESTBED_NODES and read its output")
+    ready = ready_real_node(kubectl, kubeconfig)
     clusterips = {s["spec"].get("clusterIP") for s in kubectl("get", "services", "-A", "-o", "json")["items"]}
     assert UNUSED_CLUSTER_IP not in clusterips, "pick another unused ClusterIP for the test"
-    return ready[0]
+    return ready
 
 
 def wait_until(what, probe, timeout=60, interval=0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+    return _shared_wait(what, probe, timeout, interval)
 
 
 # A probe that runs in a pod: connect to each target once (2 s at most) and print

@@ -7,8 +7,9 @@ import json
 import os
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from ..conftest import wait_until as _shared_wait
 
 
 REPO = Path(__file__).resolve().parents[3]
@@ -16,14 +17,7 @@ API = "toolhive.stacklok.dev/v1beta1"
 
 
 def wait_until(what, probe, timeout=90, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+    return _shared_wait(what, probe, timeout, interval)
 
 
 def apply(kubectl, namespace, *manifests):

@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the MCP check's results mean, in plain sentences that name the likely cause and the fix,
+and a one-line summary per server. Pure functions of the report of one server (see mcp_check)."""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import mcp
+
+WHAT = {"VirtualMCPServer": "gateway", "MCPServer": "server"}
+
+
+def storage_words(server):
+    storage = server.get("session_storage") or {}
+    if storage.get("provider") != "redis":
+        return None
+    return "Redis at %s" % (storage.get("address") or "the configured address")
+
+
+def _error_sentence(server, pod, step, error):
+    """Why POD failed STEP, and what to do."""
+    kind, status, namespace = error.get("kind"), error.get("status"), server["namespace"]
+    redis = storage_words(server)
+    if kind == mcp.TIMEOUT:
+        text = ("pod %s did not answer %s within %ss: the process hangs or is overloaded" % (pod, step, server["timeout"]))
+        if redis:
+            text += ", or it waits on its session storage (%s: is Redis running?)" % redis
+        return text + ("; while it is Ready the Service still sends clients to it — read `kubectl logs %s -n %s` and "
+                       "restart it (`kubectl delete pod %s -n %s`)." % (pod, namespace, pod, namespace))
+    if kind == mcp.UNREACHABLE:
+        return ("pod %s cannot be reached on port %s (%s): nothing listens there — the server crashed, is still "
+                "starting, or listens on another port; see `kubectl describe pod %s -n %s` and its logs."
+                % (pod, server.get("port"), error.get("message"), pod, namespace))
+    if kind == mcp.TOO_LARGE:
+        return ("pod %s answered %s with more than %d bytes and the check stopped reading: a reply that large is a "
+                "fault or a hostile server; raise max_response_bytes only if its tool list really is that long."
+                % (pod, step, server["max_response_bytes"]))
+    if kind == mcp.MALFORMED:
+        return ("pod %s answered %s with something that is not MCP (%s): it is not a streamable-HTTP MCP endpoint at "
+                "%s — check the server's transport, port and path." % (pod, step, error.get("message"), server.get("path")))
+    if kind == mcp.RPC:
+        return "pod %s answered %s with a JSON-RPC error (%s): see its logs." % (pod, step, error.get("message"))
+    text = "pod %s answered %s with %s" % (pod, step, error.get("message"))
+    if status == 503 and redis:
+        return text + (": it cannot use its session storage (%s) — check that Redis runs and accepts the password "
+                       "of the Secret in sessionStorage.passwordRef." % redis)
+    if status == 404 and step != "initialize":
+        return text + (": the %s dropped the session it had just created — for a gateway, one of its backends failed "
+                       "to initialise (a backend MCPServer with several replicas and no session storage?); see "
+                       "`kubectl logs %s -n %s`." % (WHAT[server["kind"]], pod, namespace))
+    return text + "; see `kubectl logs %s -n %s`." % (pod, namespace)
+
+
+def _session_sentence(server, opener, pod, error):
+    """A session opened on OPENER that POD did not serve."""
+    what, redis = WHAT[server["kind"]], storage_words(server)
+    head = "%s pod %s answers, but a session opened on %s is %s on %s" % (
+        what, opener, opener, "not served" if error.get("kind") != mcp.HTTP else "unknown", pod)
+    if error.get("kind") == mcp.TIMEOUT:
+        return head + (" (no answer within %ss): %s waits on its session storage (%s) or hangs — check Redis and "
+                       "`kubectl logs %s -n %s`." % (server["timeout"], pod, redis or "none configured", pod,
+                                                       server["namespace"]))
+    head += " (%s)" % error.get("message")
+    if not redis:
+        return head + (": the %s has no session storage, so each replica knows only its own sessions — set "
+                       "sessionStorage (provider redis; the redis role with the %s role wires it), or run one replica."
+                       % (what, "vmcp" if server["kind"] == "VirtualMCPServer" else "mcpserver"))
+    if error.get("status") == 503:
+        return head + (": %s cannot reach its session storage (%s): Redis is down or refuses the password — check "
+                       "the Redis pod and the Secret in sessionStorage.passwordRef." % (pod, redis))
+    return head + (": session storage is configured (%s) but %s does not find the session there — Redis was "
+                   "restarted or flushed (without persistence its sessions are lost), is unreachable from %s, or the "
+                   "replicas use different keyPrefix or db; check Redis and the %s's sessionStorage."
+                   % (redis, pod, pod, what))
+
+
+def _service_sentence(server, service):
+    """The Service fails while the pods answer."""
+    error, name = service["error"], service.get("name")
+    affinity = server.get("session_affinity") or "ClientIP"
+    if error.get("status") == 404 and error.get("step") != "initialize":
+        head = ("through the Service %s a new session breaks at its next request (%s answered %s) while each pod "
+                "serves its own sessions" % (name, error.get("step"), error.get("message")))
+        if not storage_words(server):
+            return head + (": the Service (sessionAffinity %s) sent that request to another replica, which does not "
+                           "know the session without session storage — clients fail the same way; set "
+                           "sessionStorage (provider redis), or sessionAffinity ClientIP only as a stopgap." % affinity)
+        return head + (": the replica the Service chose did not find the session in the session storage (%s); see "
+                       "the session findings and check Redis." % storage_words(server))
+    return ("the Service %s does not answer through the API server (%s %s) while its pods do: check the Service's "
+            "selector, ports and endpoints." % (name, error.get("step"), error.get("message")))
+
+
+def findings(server):
+    """Plain sentences about one server's check."""
+    sentences = []
+    if server.get("skipped"):
+        return [server["skipped"]]
+    replicas = server.get("replicas") or []
+    checked = [r for r in replicas if r.get("checked")]
+    if server.get("desired") is not None and len(checked) < server["desired"]:
+        missing = ["%s (%s)" % (r["pod"], r.get("reason")) for r in replicas if not r.get("checked")]
+        sentences.append("%d of %d replicas have a running pod to check%s: the others cannot answer; see `kubectl "
+                         "describe deployment %s -n %s` and the pods' events."
+                         % (len(checked), server["desired"], (": not checked " + ", ".join(missing)) if missing else "",
+                            server.get("workload"), server["namespace"]))
+    for replica in checked:
+        if replica.get("error"):
+            sentences.append(_error_sentence(server, replica["pod"], replica["error"].get("step"), replica["error"]))
+        elif not replica.get("ready"):
+            sentences.append("pod %s answers but is not Ready: the Service sends it no clients until its readiness "
+                             "probe passes." % replica["pod"])
+    answering = [r for r in checked if r.get("answered")]
+    counts = sorted(set(r.get("tools") for r in answering))
+    if len(counts) > 1:
+        sentences.append("its replicas list different numbers of tools (%s): they see different backends (one still "
+                         "discovering, or a backend unreachable from some) — compare their logs."
+                         % ", ".join("%s %s" % (r["pod"], r.get("tools")) for r in answering))
+    elif counts == [0]:
+        if server["kind"] == "VirtualMCPServer":
+            sentences.append("it answers but lists no tools: its group has no MCPServers, or it has not discovered "
+                             "them yet (toolhive.k8s.status shows its conditions).")
+        else:
+            sentences.append("it answers but lists no tools: the backend offers none, or it is failing (see the "
+                             "backend's logs).")
+    service = server.get("service") or {}
+    if service.get("error") and answering:
+        sentences.append(_service_sentence(server, service))
+    session = server.get("session") or {}
+    for replica in checked:
+        if replica.get("session_served") is False:
+            sentences.append(_session_sentence(server, session.get("opened_on"), replica["pod"],
+                                               replica.get("session_error") or {}))
+    for replica in checked:
+        for call in replica.get("calls") or []:
+            if call.get("error"):
+                sentences.append("tools/call %s on pod %s failed: %s" % (call["name"], replica["pod"],
+                                                                         call["error"].get("message")))
+            elif call.get("is_error"):
+                sentences.append("tools/call %s on pod %s answered with isError: %s" % (
+                    call["name"], replica["pod"], call.get("text")))
+    return sentences
+
+
+def summary(server):
+    """One line: how many replicas answer, tools, latency, sessions."""
+    if server.get("skipped"):
+        return "not checked"
+    if server.get("check_mode"):
+        return "check mode: %d pod(s) would be checked, no MCP request sent" % len(
+            [r for r in server.get("replicas") or [] if r.get("running")])
+    replicas = [r for r in server.get("replicas") or [] if r.get("checked")]
+    answering = [r for r in replicas if r.get("answered")]
+    total = max(len(replicas), server.get("desired") or 0)
+    text = "%d/%d replicas answer" % (len(answering), total)
+    if answering:
+        latencies = [r["latency_ms"] for r in answering]
+        tools = sorted(set(r["tools"] for r in answering))
+        text += " (%s tools, %s ms)" % ("/".join(str(t) for t in tools),
+                                        ("%d" % min(latencies)) if len(latencies) == 1
+                                        else "%d-%d" % (min(latencies), max(latencies)))
+    session = server.get("session") or {}
+    if session.get("opened_on"):
+        others = [r for r in replicas if r.get("session_served") is not None]
+        served = [r for r in others if r["session_served"]]
+        text += "; session from %s served by %d/%d other" % (session["opened_on"], len(served), len(others))
+    elif session.get("reason"):
+        text += "; sessions " + session["reason"]
+    return text + ("; OK" if server.get("ok") else "; NOT OK")

@@ -225,8 +225,10 @@ class Endpoint:
                            "`create` on pods/proxy and services/proxy (awx/rbac.yaml)" % (self.path, status, refusal),
                            status=status)
         if status >= 300:
-            raise McpError(UNREACHABLE if status in (502, 503) and _from_api_server(body) else HTTP,
-                           "HTTP %d: %s" % (status, excerpt(body)), status=status, body=excerpt(body))
+            if status in (502, 503) and _from_api_server(body):
+                raise McpError(UNREACHABLE, "HTTP %d from the API server: %s" % (status, _status_message(body)),
+                               status=status, body=excerpt(body))
+            raise McpError(HTTP, "HTTP %d: %s" % (status, excerpt(body)), status=status, body=excerpt(body))
         if request_id is None:
             return None, headers, seconds
         return parse_reply(headers.get("Content-Type"), body, request_id), headers, seconds
@@ -277,16 +279,28 @@ class Endpoint:
         if not session_id:
             return None, None
         try:
-            status, _headers, _body, _seconds = self._exchange("DELETE", session_id=session_id)
-            return status, None
+            status, _headers, body, _seconds = self._exchange("DELETE", session_id=session_id)
         except McpError as exc:
             return None, exc
+        refusal = api_server_refusal(status, body)
+        if refusal is not None:
+            raise K8sError("DELETE %s: HTTP %d: %s — the credentials may not close sessions through the API server's "
+                           "proxy: grant `delete` on pods/proxy and services/proxy (awx/rbac.yaml)"
+                           % (self.path, status, refusal), status=status)
+        return status, None
 
 
 def _from_api_server(body):
     """The API server's own words when it cannot reach the pod (`error trying to reach service`)."""
     text = body[:2000].decode("utf-8", "replace")
     return "error trying to reach service" in text or "no endpoints available" in text or '"kind":"Status"' in text
+
+
+def _status_message(body):
+    try:
+        return excerpt(json.loads(body.decode("utf-8")).get("message") or body)
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return excerpt(body)
 
 
 def _transport_error(exc, timeout):

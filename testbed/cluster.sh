@@ -6,6 +6,12 @@
 #   cluster.sh status   processes, nodes, operator
 #   cluster.sh down     stops only the processes it started (by pid), removes state
 #
+# TESTBED_CRDS_VERSION installs the CRDs of another ToolHive release than the
+# operator's (default: the operator's), e.g. the newest, whose controller cannot be
+# built here; TESTBED_OPERATOR=none starts no operator: an API-only bed on which the
+# collection's manifests are checked by server-side dry run against those CRDs.
+# With TESTBED_STATE and TESTBED_PORT_BASE such a bed runs beside the default one.
+#
 # TESTBED_NODES picks the nodes: kwok (default; fake nodes, pods run no
 # containers), real (one real node: containerd, kubelet, kube-proxy, CoreDNS;
 # see node.sh) or both (the real node, plus KWOK nodes tainted
@@ -16,6 +22,9 @@ repo=$(dirname "$here")
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
 TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$TOOLHIVE_VERSION}
+crds_version=${TESTBED_CRDS_VERSION:-$TOOLHIVE_VERSION}
+operator=${TESTBED_OPERATOR:-run}
+case $operator in run | none) ;; *) echo "TESTBED_OPERATOR must be run or none, not '$operator'" >&2; exit 2 ;; esac
 
 CLUSTER=${CLUSTER:-testbed}
 state=${TESTBED_STATE:-$repo/.cluster}
@@ -35,7 +44,8 @@ nodes=${TESTBED_NODES:-kwok}
 case $nodes in kwok | real | both) ;; *) echo "TESTBED_NODES must be kwok, real or both, not '$nodes'" >&2; exit 2 ;; esac
 # Where the real node could not start, cluster-up writes why here (tests read it).
 unavailable="$state/realnode-unavailable"
-components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server thv-operator)
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
+[[ $operator == none ]] || components+=(thv-operator)
 node_components=(containerd api-forward kubelet kube-proxy)
 
 log() { printf '[testbed %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -263,16 +273,28 @@ EOF
   done | kc apply -f - >/dev/null
 }
 
-toolhive_module_dir() {
-  GOFLAGS=-mod=mod go mod download -json "github.com/stacklok/toolhive@$TOOLHIVE_VERSION" |
-    sed -n 's/.*"Dir": "\(.*\)",/\1/p'
+toolhive_module_dir() { # VERSION : the module's source (a release needing a newer Go: with that toolchain)
+  local dir
+  dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/stacklok/toolhive@$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p') || true
+  [[ -n $dir ]] || dir=$(GOFLAGS=-mod=mod GOTOOLCHAIN=${TOOLHIVE_GOTOOLCHAIN:-go1.27.3} \
+    go mod download -json "github.com/stacklok/toolhive@$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p') || true
+  [[ -n $dir ]] || { log "FAILED: github.com/stacklok/toolhive@$1 could not be downloaded"; exit 1; }
+  echo "$dir"
 }
 
 install_crds() {
+  local dir
+  dir=$(toolhive_module_dir "$crds_version")
+  [[ $crds_version == "$TOOLHIVE_VERSION" ]] || log "CRDs of ToolHive $crds_version (operator: ${operator/run/$TOOLHIVE_VERSION})"
   kc apply --server-side --force-conflicts --field-manager toolhive-testbed \
-    -f "$(toolhive_module_dir)/deploy/charts/operator-crds/files/crds/" >/dev/null
+    -f "$dir/deploy/charts/operator-crds/files/crds/" >/dev/null
   kc wait --for condition=Established --timeout 60s crd -l '!nonexistent' >/dev/null 2>&1 ||
     kc wait --for condition=Established --timeout 60s crd --all >/dev/null
+  # Established is not served: the API server builds each CR's storage afterwards (seconds
+  # for the large CRDs on a busy machine) and answers 429 until then. Wait until all list.
+  local resources
+  resources=$(kc get crd -o name | sed -n 's#.*/\(.*\.toolhive\.stacklok\.dev\)$#\1#p' | paste -sd,)
+  wait_for kube-apiserver 120 kc get "$resources" -A --request-timeout 10s
 }
 
 start_operator() {
@@ -422,12 +444,12 @@ up_testbed() {
     create_nodes
   fi
   install_crds
-  start_operator
+  [[ $operator == none ]] || start_operator
   start_metrics_server
   wait_for kube-controller-manager 30 healthz "https://127.0.0.1:$kcm_port/healthz"
   wait_for kube-scheduler 30 healthz "https://127.0.0.1:$sched_port/healthz"
   [[ $nodes == real ]] || wait_for kwok 60 nodes_ready
-  wait_for thv-operator 60 curl -sf "http://127.0.0.1:$operator_health_port/readyz"
+  [[ $operator == none ]] || wait_for thv-operator 60 curl -sf "http://127.0.0.1:$operator_health_port/readyz"
   [[ ! -f "$pids/metrics-server" ]] || wait_for metrics-server 30 healthz "https://127.0.0.1:$metrics_port/livez"
   # The service-account token controller fills in namespaces' default SA: pods need it.
   wait_for kube-controller-manager 30 kc -n default get serviceaccount default

@@ -101,6 +101,9 @@ def main():
             suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
     if started_here and os.environ.get("TESTBED_KEEP") != "1":
         run(["testbed/cluster.sh", "down"], env=env)
+    # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
+    # own: every manifest the collection renders, dry-run against them (tests/newest_crds brings it up and down).
+    suite.pytest("newest CRDs", ["tests/newest_crds"])
 
     print("\n".join(["", "=== summary", *suite.lines]))
     print(f"{suite.passed} passed, {suite.failed} failed" + (f", {suite.skipped} skipped" if suite.skipped else ""))

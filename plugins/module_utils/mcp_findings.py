@@ -60,7 +60,7 @@ def _session_sentence(server, opener, pod, error):
     if error.get("kind") == mcp.TIMEOUT:
         return head + (" (no answer within %ss): %s waits on its session storage (%s) or hangs — check Redis and "
                        "`kubectl logs %s -n %s`." % (server["timeout"], pod, redis or "none configured", pod,
-                                                       server["namespace"]))
+                                                     server["namespace"]))
     head += " (%s)" % error.get("message")
     if not redis:
         return head + (": the %s has no session storage, so each replica knows only its own sessions — set "

@@ -12,7 +12,7 @@ version_added: 0.2.0
 description:
   - For each VirtualMCPServer and MCPServer, speaks MCP (streamable HTTP) to the server through the Kubernetes API
     server's service proxy, and to each replica through the pod proxy
-    (C(/api/v1/namespaces/NS/pods/POD:PORT/proxy/mcp)): C(initialize), C(notifications/initialized), C(tools/list),
+    (C(/api/v1/namespaces/NS/pods/POD:PORT/proxy/mcp)) - C(initialize), C(notifications/initialized), C(tools/list),
     then the session's C(DELETE). It reports per replica whether it answered, the number of tools and the latency.
   - With O(sessions) (the default), it opens a session on one replica and sends C(tools/list) with that session's
     C(Mcp-Session-Id) to every other replica, and reports per pod whether the session was served. That is the
@@ -231,7 +231,7 @@ servers:
             C(status), C(message)).
           type: dict
         session_served:
-          description: With O(sessions), whether this pod served the session opened on RV(servers[].session.opened_on)
+          description: With O(sessions), whether this pod served the session opened on C(session.opened_on) of the server
             (null for that pod itself, and when no session could be opened).
           type: bool
         session_error:

@@ -80,6 +80,9 @@ def test_playbooks_run_with_only_the_awx_credential_and_least_privilege(
     report = " ".join(status.output.split())  # the YAML callback folds long lines
     assert re.search(rf"VirtualMCPServer {namespace}/gateway: phase Ready; vmcp Deployment/gateway 3/3 ready", report)
     assert re.search(rf"MCPServer {namespace}/time: phase Ready; .* HPA time 1-3;", report)
+    # The MCP check ran for every server with the account's own rights (pods list, pods/services proxy).
+    assert len(re.findall(r"; MCP: \d+/\d+ replicas answer", report)) == 3, report
+    assert "HTTP 403" not in status.output, status.output[-4000:]
 
     teardown = run_playbook("playbooks/teardown.yml", extra_vars=servers, env=env)
     assert recap(teardown.output)["failed"] == 0, teardown.output[-4000:]

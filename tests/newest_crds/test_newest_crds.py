@@ -155,3 +155,48 @@ def test_negative_control_an_auth_server_setting_the_newest_crds_reject(deploy_c
     assert "registrationRateLimit.refillPeriod must be positive" in result.output, result.output[-4000:]
     assert rejected(since.events(), wide_namespace, ("mcpexternalauthconfigs", "auth")), \
         "the API server never refused it"
+
+
+def preflight(newest_bed, namespace):
+    """toolhive.k8s.preflight on one MCPServer, by ansible ad hoc; (CompletedProcess, output)."""
+    import json
+    import os
+    import subprocess
+    from .conftest import REPO
+    args = {"resources": [{"apiVersion": f"{TOOLHIVE_GROUP}/v1beta1", "kind": "MCPServer",
+                           "metadata": {"name": "fetch", "namespace": namespace},
+                           "spec": {"image": "ghcr.io/stackloklabs/gofetch/server:latest"}}],
+            "namespaces": [namespace]}
+    env = dict(os.environ, K8S_AUTH_KUBECONFIG=newest_bed, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(["ansible", "localhost", "-m", "toolhive.k8s.preflight", "-a", json.dumps(args)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return proc, proc.stdout + proc.stderr
+
+
+def test_the_operator_release_is_found_and_an_old_one_refused(newest_bed, kubectl, namespace):
+    """No operator Deployment: the CRDs bound the release (tlsListener: v0.62.0 or later). An operator Deployment
+    of v0.40.0 (Helm's labels): refused before any write, naming the supported range."""
+    proc, output = preflight(newest_bed, namespace)
+    assert proc.returncode == 0 and "ToolHive CRDs of v0.62.0 or later" in output, output[-3000:]
+    kubectl("apply", "-f", "-", stdin=f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: toolhive-operator
+  namespace: {namespace}
+  labels: {{app.kubernetes.io/name: toolhive-operator, app.kubernetes.io/version: v0.40.0}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app.kubernetes.io/name: toolhive-operator}}}}
+  template:
+    metadata: {{labels: {{app.kubernetes.io/name: toolhive-operator}}}}
+    spec: {{containers: [{{name: manager, image: "ghcr.io/stacklok/toolhive/operator:v0.40.0"}}]}}
+""")
+    try:
+        proc, output = preflight(newest_bed, namespace)
+        assert proc.returncode != 0, output[-3000:]
+        assert f"ToolHive operator v0.40.0 (Deployment {namespace}/toolhive-operator) is not supported" in output
+        assert "v0.44.0 to v0.63.0" in output
+    finally:
+        kubectl("delete", "deployment", "toolhive-operator", "-n", namespace, "--wait=false", check=False)

@@ -1,0 +1,105 @@
+"""The operator's release: parsed from a Deployment or bounded by the CRDs, and the supported range."""
+import pytest
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import versions
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+
+
+@pytest.mark.parametrize("text, release", [
+    ("v0.63.0", (0, 63, 0)), ("0.44.0", (0, 44, 0)), ("toolhive-operator-0.47.0", (0, 47, 0)),
+    ("ghcr.io/stacklok/toolhive/operator:v0.63.0", (0, 63, 0)),
+    ("ghcr.io/stacklok/toolhive/operator:v0.44.0@sha256:" + "a" * 64, (0, 44, 0)),
+    ("registry.local:5000/toolhive/operator:v0.47.0", (0, 47, 0)),
+    ("ghcr.io/stacklok/toolhive/operator:latest", None), ("registry.local:5000/operator", None),
+    ("v0.63.0-rc.1", None), ("", None), (None, None), ("0.63", None),
+])
+def test_parse_release(text, release):
+    assert versions.parse_release(text) == release
+
+
+def deployment(labels=None, image="ghcr.io/stacklok/toolhive/operator:v0.47.0"):
+    return {"metadata": {"name": "toolhive-operator", "namespace": "toolhive-system", "labels": labels or {}},
+            "spec": {"template": {"spec": {"containers": [{"name": "manager", "image": image}]}}}}
+
+
+def test_release_from_deployment_prefers_labels_then_the_image():
+    assert versions.release_from_deployment(deployment({"app.kubernetes.io/version": "v0.63.0"})) == (0, 63, 0)
+    assert versions.release_from_deployment(deployment({"helm.sh/chart": "toolhive-operator-0.62.0"})) == (0, 62, 0)
+    assert versions.release_from_deployment(deployment()) == (0, 47, 0)
+    assert versions.release_from_deployment(deployment(image="ghcr.io/stacklok/toolhive/operator:main")) is None
+    assert versions.release_from_deployment(deployment(image="nginx:1.27.0")) is None  # not the operator's image
+
+
+def crd(*paths):
+    """A CRD whose v1beta1 schema has the dotted paths."""
+    root = {"type": "object", "properties": {}}
+    for path in paths:
+        node = root
+        for name in path.split("."):
+            node = node["properties"].setdefault(name, {"type": "object", "properties": {}})
+    return {"spec": {"versions": [{"name": "v1alpha1", "schema": {"openAPIV3Schema": {}}},
+                                  {"name": "v1beta1", "schema": {"openAPIV3Schema": root}}]}}
+
+
+def test_release_from_crds_is_the_newest_marker_served():
+    crds = {"mcpservers": crd("spec.sessionStorage.tls", "spec.maxRequestBodySize"),
+            "mcpexternalauthconfigs": crd("spec.embeddedAuthServer.trustedIssuers")}
+    assert versions.release_from_crds(crds)[0] == (0, 55, 1)
+    assert versions.release_from_crds({"mcpexternalauthconfigs": crd("spec.embeddedAuthServer.trustedIssuers")})[0] \
+        == (0, 44, 0)
+    release, marker = versions.release_from_crds({"mcpservers": crd("spec.replicas"), "mcpremoteproxies": None})
+    assert release is None and marker[0] == (0, 44, 0)
+
+
+def test_has_field_reads_only_v1beta1():
+    assert versions.has_field(crd("spec.sessionStorage.tls"), "spec.sessionStorage.tls")
+    assert not versions.has_field(crd("spec.sessionStorage"), "spec.sessionStorage.tls")
+    assert not versions.has_field(None, "spec")
+
+
+@pytest.mark.parametrize("release, exact, refused", [
+    ((0, 44, 0), True, False), ((0, 63, 0), True, False), ((0, 47, 0), False, False),
+    ((0, 43, 0), True, True), ((0, 64, 0), True, True),
+    ((0, 64, 0), False, False),  # a lower bound from the CRDs says nothing about an upper limit
+])
+def test_problem_names_the_supported_range(release, exact, refused):
+    message = versions.problem(release, exact, "Deployment toolhive-system/toolhive-operator")
+    assert bool(message) == refused
+    if refused:
+        assert "v0.44.0 to v0.63.0" in message and versions.shown(release) in message
+        assert "Fix:" in message and "toolhive-system/toolhive-operator" in message
+
+
+def test_problem_for_crds_older_than_the_oldest_marker():
+    message = versions.problem(None, False, "its CRDs", versions.CRD_MARKERS[-1])
+    assert "older than v0.44.0" in message and "trustedIssuers" in message and "v0.44.0 to v0.63.0" in message
+
+
+class FakeClient:
+    def __init__(self, deployments=None, crds=None, list_status=None):
+        self.deployments, self.crds, self.list_status = deployments or [], crds or {}, list_status
+
+    def get(self, path, **params):
+        assert path == "/apis/apps/v1/deployments" and params == {"labelSelector": versions.OPERATOR_SELECTOR}
+        if self.list_status:
+            raise K8sError("forbidden", status=self.list_status)
+        return {"items": self.deployments}
+
+    def get_or_none(self, path, **params):
+        return self.crds.get(path.rsplit("/", 1)[1].split(".")[0])
+
+
+def test_check_operator_from_the_deployment_or_the_crds():
+    checks = []
+    assert versions.check_operator(FakeClient([deployment()]), checks) == []
+    assert checks == ["ToolHive operator v0.47.0 (Deployment toolhive-system/toolhive-operator), supported "
+                      "(v0.44.0 to v0.63.0)"]
+    old = FakeClient([deployment(image="ghcr.io/stacklok/toolhive/operator:v0.40.0")])
+    assert "v0.40.0" in versions.check_operator(old, [])[0]
+    # Listing Deployments forbidden (a namespaced role): the CRDs decide.
+    checks = []
+    forbidden = FakeClient(list_status=403, crds={"mcpexternalauthconfigs": crd("spec.embeddedAuthServer.trustedIssuers")})
+    assert versions.check_operator(forbidden, checks) == [] and "v0.44.0 or later" in checks[0]
+    assert "older than v0.44.0" in versions.check_operator(FakeClient(crds={"mcpservers": crd("spec.replicas")}), [])[0]
+    with pytest.raises(K8sError):
+        versions.check_operator(FakeClient(list_status=500), [])

@@ -14,7 +14,9 @@ description:
   - First, the scope - every manifest must be of a kind this collection writes, in one of O(namespaces), with a
     Kubernetes name; a manifest out of scope stops the check before anything is read.
   - Fails with one message listing every problem, each naming the resource, the field and the fix.
-  - Checks that the ToolHive CRDs are installed and serve the manifests' API version; that no stdio server asks
+  - Checks that the ToolHive CRDs are installed and serve the manifests' API version, and that the operator's
+    release (its Deployment's version label or image tag, else a lower bound from the fields its CRDs serve) is
+    in the range this collection supports; that no stdio server asks
     for more than one replica (proxy or backend); that no server runs more than one replica without Redis session
     storage (unless O(allow_without_session_storage), then it warns); that every C(sessionStorage.keyPrefix) ends
     with C(:) and a Redis provider has an address; that no MCPServer and VirtualMCPServer share a name in one
@@ -129,7 +131,7 @@ problems:
   elements: str
 """
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, values
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, values, versions
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     GROUP, PLURALS, cr_path, crds_missing_message, hpa_path)
@@ -321,6 +323,8 @@ def run(module, client):
         problems.extend(errors)
         warnings.extend(accepted)
     served = check_crds(client, resources, problems, checks)
+    if served:  # the operator's release, from its Deployment or its CRDs: outside the supported range, refused
+        problems.extend(versions.check_operator(client, checks))
     reader = ReadCache(client)  # every server names the same Secret, and each kind is listed once per namespace
     check_names(reader, servers, served, problems, checks)
     check_secrets(reader, servers, params["pending_secrets"], problems, checks)

@@ -71,11 +71,20 @@ blockers() {
     done | sort -u
 }
 
+go_needed() { # VERSION : the go directive of the release's go.mod (read outside any module)
+  local out gomod
+  out=$(cd "$work" && go mod download -json "$module@$1" 2>&1) || true
+  gomod=$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' <<<"$out")
+  [[ -n $gomod ]] && sed -n 's/^go \([0-9.]*\).*/\1/p' "$gomod"
+}
+
 # try VERSION: prints "resolves" or "blocked: ..." ; returns 0 when it resolves
 try() {
   local v=$1 dir="$work/$1" out gomod go_needed toolchain=local
-  mkdir -p "$dir"
-  if ! out=$(cd "$dir" && go mod download -json "$module@$v" 2>&1); then
+  # A fresh scratch module each time: a go.sum left by an earlier run would vouch for a module the
+  # checksum database does not know, and go.mod would pin that run's toolchain.
+  rm -rf "$dir" && mkdir -p "$dir"
+  if ! out=$(cd "$work" && go mod download -json "$module@$v" 2>&1); then
     if ! grep -q '"GoMod"' <<<"$out"; then
       echo "blocked: $module@$v itself ($(blockers <<<"$out" | sed 's/^[^(]*(//; s/)$//' | head -n 1))"
       return 1
@@ -106,9 +115,8 @@ try() {
 }
 
 compile() { # compile VERSION : the three commands, into the scratch module's bin/
-  local v=$1 dir="$work/$1" toolchain=local gomod go_needed
-  gomod=$(cd "$dir" && go mod download -json "$module@$v" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')
-  go_needed=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$gomod")
+  local v=$1 dir="$work/$1" toolchain=local go_needed
+  go_needed=$(go_needed "$v")
   if newer "$go_needed" "$local_go"; then toolchain=$newer_toolchain; fi
   (cd "$dir" && GOTOOLCHAIN=$toolchain nice -n 19 go build -p 1 -trimpath -ldflags "-s -w" -o "$dir/bin/" \
     "${commands[@]/#/$module/}")

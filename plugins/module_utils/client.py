@@ -242,7 +242,7 @@ class K8sClient:
         self.timeout = timeout
         self._urllib3 = urllib3
         kwargs = dict(ssl_context=self._ssl_context(), timeout=urllib3.Timeout(total=timeout),
-                      retries=False, maxsize=4)
+                      retries=False, maxsize=8)  # toolhive.k8s.apply sends up to 8 requests at once
         if not connection.verify:
             kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -289,6 +289,36 @@ class K8sClient:
 
     def get(self, path, **params):
         return self.request("GET", path, params=params or None)
+
+    def watch(self, path, resource_version, seconds, **params):
+        """The events of a collection after resource_version, for at most `seconds`: yields (type, object).
+
+        A watch answers as soon as something changes, where a poll would find it up to a period late; the
+        server ends it after timeoutSeconds, the read timeout only guards against a silent connection."""
+        params = dict(params, watch="1", resourceVersion=resource_version, timeoutSeconds=str(max(1, int(seconds))),
+                      allowWatchBookmarks="false")
+        url = self.connection.host + path + "?" + urlencode(params)
+        headers = dict(self.connection.headers, Accept="application/json")
+        try:
+            response = self.pool.request("GET", url, headers=headers, preload_content=False,
+                                         timeout=self._urllib3.Timeout(connect=self.timeout, read=seconds + 10))
+        except self._urllib3.exceptions.HTTPError as exc:
+            raise connection_error(self.connection, exc)
+        try:
+            if response.status >= 400:
+                raise K8sError.from_response(response.status, response.read().decode("utf-8"), "GET", path)
+            pending = b""
+            for chunk in response.stream(65536):
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if line.strip():
+                        event = json.loads(line)
+                        yield event.get("type"), event.get("object") or {}
+        except self._urllib3.exceptions.HTTPError as exc:
+            raise connection_error(self.connection, exc)
+        finally:
+            response.release_conn()
 
     def get_or_none(self, path, **params):
         try:

@@ -9,7 +9,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-SCALED_KINDS = ("MCPServer", "VirtualMCPServer")
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import replica_fields  # noqa: F401 (re-exported)
+
+SCALED_KINDS = tuple(kinds.SERVERS)
 
 
 def transport(kind, spec):
@@ -28,12 +31,8 @@ def has_redis(spec):
     return storage.get("provider") == "redis"
 
 
-def replica_fields(kind):
-    return ("replicas", "backendReplicas") if kind == "MCPServer" else ("replicas",)
-
-
 def field_for_target(kind, target):
-    return "backendReplicas" if kind == "MCPServer" and target == "backend" else "replicas"
+    return kinds.SERVERS[kind]["workloads"][kinds.role_for_target(kind, target)]["field"]
 
 
 def label(kind, namespace, name):

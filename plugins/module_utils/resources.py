@@ -12,18 +12,12 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, PLURALS, roles_of, role_for_target  # noqa: F401 (re-exported)
 from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 
-GROUP = "toolhive.stacklok.dev"
-PLURALS = {
-    "MCPServer": "mcpservers",
-    "VirtualMCPServer": "virtualmcpservers",
-    "MCPGroup": "mcpgroups",
-    "MCPExternalAuthConfig": "mcpexternalauthconfigs",
-}
-APP_LABEL = {"MCPServer": "mcpserver", "VirtualMCPServer": "virtualmcpserver"}
-WORKLOAD_PLURALS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+WORKLOAD_PLURALS = {kind: kinds.API[kind][1] for kind in ("Deployment", "StatefulSet")}
 
 
 # Every name and namespace passes values.path_segment before it becomes part of a path:
@@ -84,7 +78,8 @@ def _labelled_for(obj, resource_kind, name, role):
         # The real proxy runner (v0.44.0, seen on running pods) labels it app=NAME, toolhive-name=NAME,
         # toolhive=true and nothing else; app.kubernetes.io/instance is what the operator's own objects carry.
         return labels.get("toolhive-name") == name or labels.get("app.kubernetes.io/instance") == name
-    return labels.get("app.kubernetes.io/instance") == name and labels.get("app") == APP_LABEL[resource_kind]
+    return (labels.get("app.kubernetes.io/instance") == name
+            and labels.get("app") == kinds.SERVERS[resource_kind]["app_label"])
 
 
 def _owned_by(obj, kind, name):
@@ -132,7 +127,7 @@ def find_workload(client, resource_kind, name, namespace, role):
 
     Returns a Workload whose obj is None when the operator has not created it (yet).
     """
-    kind = "StatefulSet" if role == "backend" else "Deployment"
+    kind = kinds.workload_kind(resource_kind, role)
     # The namespace's whole list, filtered here: one request that a ReadCache shares between many resources.
     items = [i for i in client.get(workload_path(kind, namespace)).get("items", [])
              if _labelled_for(i, resource_kind, name, role)]
@@ -142,16 +137,6 @@ def find_workload(client, resource_kind, name, namespace, role):
     candidates = owned or [i for i in items if role == "backend" and i["metadata"]["name"] == name]
     obj = candidates[0] if candidates else None
     return Workload(role, kind, obj["metadata"]["name"] if obj else name, namespace, obj)
-
-
-def roles_of(kind):
-    return ("vmcp",) if kind == "VirtualMCPServer" else ("proxy", "backend")
-
-
-def role_for_target(kind, target):
-    if kind == "VirtualMCPServer":
-        return "vmcp"
-    return "backend" if target == "backend" else "proxy"
 
 
 def hpas_for(client, namespace, workloads):

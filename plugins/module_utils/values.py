@@ -429,8 +429,9 @@ def check_params(params):
             if problem:
                 problems.append("%s = %s %s" % (option, shown(value), problem.replace(
                     "toolhive_replica_limit", "replica_limit")))
-    for index, value in enumerate(params.get("names") or []):
-        problem = name(value)
-        if problem:
-            problems.append("names[%d] = %s %s" % (index, shown(value), problem))
+    for option, rule in (("names", name), ("namespaces", namespace)):
+        for index, value in enumerate(params.get(option) or []):
+            problem = rule(value)
+            if problem:
+                problems.append("%s[%d] = %s %s" % (option, index, shown(value), problem))
     return problems

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the collection knows about each kind it reads or writes: data, not code.
+
+SERVERS describes the ToolHive kinds that run and scale (what differs between them is here and in
+their template, nothing else): the plural, the ``app`` label the operator puts on their workloads,
+each workload role with its kind, the spec field that sets its replica count and the container the
+role's resources go to, the Service clients use, and the name of the HPA toolhive.k8s.autoscale
+gives a workload. API says where each kind a manifest may hold lives in the API.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+GROUP = "toolhive.stacklok.dev"
+
+SERVERS = {
+    "VirtualMCPServer": {
+        "plural": "virtualmcpservers",
+        "app_label": "virtualmcpserver",
+        "workloads": {
+            "vmcp": {"kind": "Deployment", "field": "replicas", "container": "vmcp", "hpa": "{name}"},
+        },
+        "service": "vmcp-{name}",
+    },
+    "MCPServer": {
+        "plural": "mcpservers",
+        "app_label": "mcpserver",
+        "workloads": {
+            "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}"},
+            # Created by the proxy runner, not the operator, and labelled toolhive-name=NAME.
+            "backend": {"kind": "StatefulSet", "field": "backendReplicas", "container": "mcp",
+                        "hpa": "{name}-backend"},
+        },
+        "service": "mcp-{name}-proxy",
+    },
+}
+
+# kind: (API prefix, plural, namespaced). The ToolHive kinds take their version from the manifest.
+API = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Secret": ("/api/v1", "secrets", True),
+    "Service": ("/api/v1", "services", True),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    "MCPServer": ("/apis/" + GROUP, "mcpservers", True),
+    "VirtualMCPServer": ("/apis/" + GROUP, "virtualmcpservers", True),
+    "MCPGroup": ("/apis/" + GROUP, "mcpgroups", True),
+    "MCPExternalAuthConfig": ("/apis/" + GROUP, "mcpexternalauthconfigs", True),
+}
+
+PLURALS = {kind: plural for kind, (prefix, plural, namespaced) in API.items() if prefix == "/apis/" + GROUP}
+
+
+def roles_of(kind):
+    """The workload roles of a server kind, in the order status reports them."""
+    return tuple(SERVERS[kind]["workloads"])
+
+
+def replica_fields(kind):
+    return tuple(w["field"] for w in SERVERS[kind]["workloads"].values())
+
+
+def role_for_target(kind, target):
+    """The workload role a scale/autoscale `target` (proxy or backend) means for KIND."""
+    workloads = SERVERS[kind]["workloads"]
+    return target if target in workloads else next(iter(workloads))
+
+
+def workload_kind(kind, role):
+    return SERVERS[kind]["workloads"][role]["kind"]
+
+
+def hpa_name(kind, role, name):
+    return SERVERS[kind]["workloads"][role]["hpa"].format(name=name)
+
+
+def service_name(kind, name):
+    return SERVERS[kind]["service"].format(name=name)

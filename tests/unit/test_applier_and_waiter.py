@@ -1,0 +1,74 @@
+"""Pure logic of toolhive.k8s.apply: what counts as a no-op, how a conflict is told, readiness per kind."""
+from ansible_collections.toolhive.k8s.plugins.module_utils import applier, waiter
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+
+
+def live(**spec):
+    return {"apiVersion": "v1", "kind": "ConfigMap", "data": spec,
+            "metadata": {"name": "c", "namespace": "n", "resourceVersion": "7", "generation": 1,
+                         "managedFields": [{"manager": "toolhive.k8s", "operation": "Apply",
+                                            "time": "2026-11-25T10:00:00Z", "fieldsV1": {"f:data": {"f:a": {}}}}]}}
+
+
+def test_a_dry_run_that_changes_only_bookkeeping_is_a_no_op():
+    dry = live(a="1")
+    dry["metadata"].update(resourceVersion="8", generation=2)
+    dry["metadata"]["managedFields"][0]["time"] = "2026-11-25T11:00:00Z"
+    assert applier._comparable(dry) == applier._comparable(live(a="1"))
+
+
+def test_a_changed_value_or_a_changed_owner_is_a_change():
+    assert applier._comparable(live(a="2")) != applier._comparable(live(a="1"))
+    taken = live(a="1")
+    taken["metadata"]["managedFields"][0]["manager"] = "kubectl"
+    assert applier._comparable(taken) != applier._comparable(live(a="1"))
+
+
+def test_diffs_leave_out_managed_fields_and_status():
+    shown = applier.shown(dict(live(a="1"), status={"x": 1}))
+    assert "status" not in shown and "managedFields" not in shown["metadata"]
+    assert applier.shown(None) == {}
+
+
+def test_paths_come_from_the_kinds_table_and_refuse_what_is_not_a_name():
+    assert applier.object_path({"apiVersion": "apps/v1", "kind": "Deployment",
+                                "metadata": {"name": "d", "namespace": "n"}}) == "/apis/apps/v1/namespaces/n/deployments/d"
+    assert applier.object_path({"apiVersion": "toolhive.stacklok.dev/v1alpha1", "kind": "MCPServer",
+                                "metadata": {"name": "m", "namespace": "n"}}) == \
+        "/apis/toolhive.stacklok.dev/v1alpha1/namespaces/n/mcpservers/m"
+    try:
+        applier.object_path({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "../x", "namespace": "n"}})
+    except ValueError as exc:
+        assert "metadata.name" in str(exc)
+    else:
+        raise AssertionError("a path segment with ../ was accepted")
+
+
+def test_an_apply_conflict_names_ownership_and_the_fix():
+    exc = K8sError("PATCH /x: HTTP 409: Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas — "
+                   "conflict: someone else changed the object", status=409)
+    text = applier.ssa_message(exc)
+    assert "another field manager owns these fields" in text and "--force-conflicts" in text
+    assert "someone else changed" not in text
+    assert applier.ssa_message(K8sError("HTTP 422: bad", status=422)) == "HTTP 422: bad"
+
+
+def rollout(kind="Deployment", spec=3, ready=3, updated=3, current=3, available=3, generation=2, observed=2, **status):
+    return {"kind": kind, "metadata": {"generation": generation}, "spec": {"replicas": spec},
+            "status": dict(status, replicas=current, readyReplicas=ready, updatedReplicas=updated,
+                           availableReplicas=available, observedGeneration=observed)}
+
+
+def test_a_deployment_is_ready_only_when_its_controller_saw_the_spec_and_every_pod_is_new_and_ready():
+    assert waiter.deployment_ready(rollout())
+    assert not waiter.deployment_ready(rollout(observed=1))  # the controller has not seen the new spec
+    assert not waiter.deployment_ready(rollout(updated=2))  # an old pod still serves
+    assert not waiter.deployment_ready(rollout(current=4))  # an old pod still exists
+    assert not waiter.deployment_ready(rollout(available=2))
+    assert waiter.deployment_ready(rollout(spec=0, ready=0, updated=0, current=0, available=0))
+
+
+def test_a_statefulset_is_ready_when_every_pod_runs_the_update_revision():
+    assert waiter.statefulset_ready(rollout("StatefulSet", currentRevision="a", updateRevision="a"))
+    assert not waiter.statefulset_ready(rollout("StatefulSet", currentRevision="a", updateRevision="b"))
+    assert not waiter.statefulset_ready(rollout("StatefulSet", ready=2))

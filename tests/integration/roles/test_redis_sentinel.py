@@ -30,11 +30,25 @@ def test_sentinel_topology_acl_tls_and_auth_config(run_playbook, kubectl, namesp
     config = kubectl("get", "configmap", "auth-redis-config", "-n", namespace, "-o", "json")["data"]
     sentinel_conf = config["start-sentinel.sh"]
     assert "sentinel resolve-hostnames yes" in sentinel_conf and "sentinel announce-hostnames yes" in sentinel_conf
-    assert "sentinel monitor mymaster auth-redis-0.auth-redis-headless." in sentinel_conf
-    assert sentinel_conf.split("sentinel monitor mymaster ")[1].split("\n")[0].endswith(" 6379 2")
-    assert "tls-port 26379" in sentinel_conf and "tls-port 6379" in config["redis.conf"]
+    # The scripts are constant; the values are the containers' environment (and the master is asked at start).
+    assert "sentinel monitor $MASTER_NAME $master $REDIS_PORT $QUORUM" in sentinel_conf
+    assert '"tls-port 26379"' in sentinel_conf and "tls-port 6379" in config["redis.conf"]
     assert 'echo "user default off"' in config["start-redis.sh"]
     assert "~thv:auth:*" in config["start-redis.sh"]
+    assert "masterauth $SENTINEL_PASSWORD" in config["start-redis.sh"]
+    assert "SENTINEL get-master-addr-by-name" in config["lib.sh"]
+    for workload in (redis, sentinels):
+        container = workload["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["REDIS_PODS"].split() == [f"auth-redis-{i}.auth-redis-headless.{namespace}.svc.cluster.local"
+                                             for i in range(2)]
+        assert env["SENTINEL_PODS"].split() == [
+            f"auth-redis-sentinel-{i}.auth-redis-sentinel-headless.{namespace}.svc.cluster.local" for i in range(3)]
+        assert (env["MASTER_NAME"], env["REDIS_PORT"], env["QUORUM"]) == ("mymaster", "6379", "2")
+        assert (env["CLI_TLS"], env["DISABLE_DEFAULT_USER"], env["DISCOVERY_WITHOUT_AUTH"]) == (
+            "--tls --cacert /tls/ca.crt", "true", "true")
+        # Only the answer PONG means ready: redis-cli exits 0 on WRONGPASS.
+        assert container["readinessProbe"]["exec"]["command"][2].startswith('test "$(redis-cli')
 
     secret = kubectl("get", "secret", "auth-redis-auth", "-n", namespace, "-o", "json")["data"]
     assert base64.b64decode(secret["acl-username"]).decode() == "thv-auth"

@@ -47,6 +47,7 @@ BASE = {
         "redis_maxmemory": "256mb", "redis_maxmemory_policy": "allkeys-lru", "redis_password_secret": "s",
         "redis_password_key": "k", "redis_resources": {}, "redis_sentinel_replicas": 1, "redis_sentinel_quorum": 2,
         "redis_sentinel_master_name": "m", "redis_disable_default_user": True, "redis_tls_secret": "tls",
+        "redis_sentinel_discovery_without_auth": True,
         "redis_api_version": "v1beta1",
         "redis_auth_config": {"name": "auth", "embedded_auth_server": {"issuer": "https://i"}},
     }),

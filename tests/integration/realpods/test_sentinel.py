@@ -332,8 +332,8 @@ def test_all_three_sentinels_restarted_together_name_the_current_master_from_the
 
 def test_the_role_turns_unauthenticated_discovery_off(deployed, run_playbook, images):
     master = deployed.master()
-    result = run_playbook(PLAYBOOK, extra_vars=role_vars(deployed.namespace, images["redis"],
-                                                          redis_sentinel_discovery_without_auth=False))
+    variables = role_vars(deployed.namespace, images["redis"], redis_sentinel_discovery_without_auth=False)
+    result = run_playbook(PLAYBOOK, extra_vars=variables)
     assert result.returncode == 0, result.output[-6000:]
     deployed.kubectl("rollout", "status", f"statefulset/{NAME}-sentinel", "-n", deployed.namespace, "--timeout=180s")
     deployed.ready(deployed.sentinel_pods)

@@ -9,7 +9,10 @@
 #
 # Names: upstream's public name only where the image holds the same upstream
 # program at the same version (ToolHive's vmcp and proxy runner, which the
-# operator deploys by those names); everything else is localhost/toolhive-testbed/.
+# operator deploys by those names; dockyard's mcp-server-time and
+# server-everything, which playbooks/vars/example.yml deploys): each one is in
+# testbed/images/PUBLIC.md with what upstream builds it from. Everything else is
+# localhost/toolhive-testbed/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=testbed/versions.env
@@ -33,22 +36,29 @@ redis_image="$local_repo/redis-debian:$redis_tag"
 vmcp_image="ghcr.io/stacklok/toolhive/vmcp:$TOOLHIVE_VERSION"
 proxyrunner_image="ghcr.io/stacklok/toolhive/proxyrunner:$TOOLHIVE_VERSION"
 everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
-time_image="$local_repo/mcp-server-time:$MCP_SERVER_TIME_VERSION"
+# dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
+time_image="ghcr.io/stacklok/dockyard/uvx/mcp-server-time:$MCP_SERVER_TIME_VERSION"
+server_everything_image="ghcr.io/stacklok/dockyard/npx/server-everything:$SERVER_EVERYTHING_VERSION"
 
 if [[ ${1:-} == names ]]; then
   printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "$vmcp_image" "$proxyrunner_image" \
-    "$everything_image" "$time_image"
+    "$everything_image" "$time_image" "$server_everything_image"
   exit 0
 fi
 
 stamp="$out/.versions"
-# Regular files only: a __pycache__ directory (or anything else) there is not an input.
-inputs=$(find "$0" "$here/images" "$here/versions.env" -maxdepth 1 -type f -print0 | sort -z | xargs -0 cat |
-  sha256sum | cut -c1-16)
+# Regular files only (a __pycache__ directory is not an input), and no documentation.
+inputs=$(find "$0" "$here/images" "$here/versions.env" -maxdepth 2 -type f ! -name '*.md' ! -path '*/__pycache__/*' \
+  -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
 want="inputs=$inputs toolhive=$TOOLHIVE_VERSION redis=$redis_tag python=$(deb_version python3.11)"
+want+=" node=$(deb_version nodejs)"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
+for tool in node npm; do
+  command -v "$tool" >/dev/null ||
+    { echo "images.sh: the server-everything image needs $tool (Debian package nodejs; npm with Debian's)" >&2; exit 1; }
+done
 mkdir -p "$gobin"
 rm -f "$stamp"
 
@@ -179,6 +189,25 @@ cp -a /usr/share/zoneinfo "$p/usr/share/"
 ln -s /usr/share/zoneinfo/UTC "$p/etc/localtime"
 pack time "$time_image" "$p" --entrypoint "[\"$venv/bin/mcp-server-time\"]" --user 65532 \
   --env "PATH=$venv/bin:/usr/bin:/bin" --env TZ=UTC --env PYTHONDONTWRITEBYTECODE=1
+# server-everything: what dockyard's npx image holds (npm install of the pinned release in /app, run as
+# the npm package's bin) on this machine's node (package nodejs); package-lock.json pins the dependencies.
+npm_version=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dependencies"]["@modelcontextprotocol/server-everything"])' \
+  "$here/images/server-everything/package.json")
+if [[ $npm_version != "$SERVER_EVERYTHING_VERSION" ]]; then
+  echo "images.sh: testbed/images/server-everything/package.json pins $npm_version, versions.env says $SERVER_EVERYTHING_VERSION" >&2
+  exit 1
+fi
+e="$work/server-everything"
+base "$e"
+mkdir -p "$e/app"
+cp "$here/images/server-everything/package.json" "$here/images/server-everything/package-lock.json" "$e/app/"
+(cd "$e/app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+chown -R 65532:65532 "$e/app"
+with_libs "$e" /usr/bin/node
+pack server-everything "$server_everything_image" "$e" \
+  --entrypoint '["/usr/bin/node", "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js"]' \
+  --workdir /app --user 65532 --env PATH=/app/node_modules/.bin:/usr/bin:/bin --env NODE_PATH=/app/node_modules \
+  --env NODE_ENV=production
 rm -rf "$work" "$out/venv"
 log "images packed in $((SECONDS - t))s"
 echo "$want" >"$stamp"

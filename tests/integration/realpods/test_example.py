@@ -1,0 +1,117 @@
+"""`make deploy`'s example on running pods: playbooks/vars/example.yml as it is, with only what `make deploy`
+adds on the test bed (testbed/example-overrides.yml: the local Redis image) and a fresh namespace.
+
+Its MCPServers use public images at pinned tags that the test bed builds under the same names from the same
+upstream releases (testbed/images/PUBLIC.md), so what answers here is what a user's cluster pulls. No tool
+that needs the internet is called (server-everything's gzip-file-as-resource fetches a URL: never called).
+"""
+import json
+import re
+import time
+from datetime import datetime, timezone
+
+import pytest
+import yaml
+
+from .conftest import REPO, deploy
+from .podclient import run
+from .serviceclient import service_session, service_tools
+
+pytestmark = pytest.mark.usefixtures("real_node")
+
+EXAMPLE = REPO / "playbooks" / "vars" / "example.yml"
+OVERRIDES = REPO / "testbed" / "example-overrides.yml"
+GATEWAY_PORT = 4483
+
+
+def example():
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+@pytest.fixture(scope="module")
+def deployed(run_playbook, kubectl, kubeconfig, fresh_namespace):
+    """deploy.yml -e @example.yml -e @example-overrides.yml, in a fresh namespace, with its closing MCP check on;
+    serving = the gateway's Service lists tools of both backends to a real client."""
+    gateway = example()["vmcp_instances"][0]["name"]
+
+    outputs = []
+
+    def playbook(path, extra_vars):
+        # The files exactly as `make deploy` passes them; the namespace and the check (the fixture turns it off
+        # for KWOK) come after, and a later -e wins.
+        result = run_playbook(path, "-e", f"@{EXAMPLE}", "-e", f"@{OVERRIDES}", extra_vars=extra_vars)
+        outputs.append(result.output)
+        return result
+
+    def serving(deployment):
+        try:
+            tools = run(service_tools(kubeconfig, deployment.namespace, f"vmcp-{gateway}", GATEWAY_PORT), timeout=30)
+        except Exception:  # pylint: disable=broad-except  # not serving yet: asked again a second later
+            return False
+        return any(t.startswith("time_") for t in tools) and any(t.startswith("everything_") for t in tools)
+
+    extra = {"toolhive_namespace": fresh_namespace, "toolhive_mcp_check": True}
+    deployment = deploy(playbook, kubectl, extra, serving)
+    deployment.gateway = f"vmcp-{gateway}"
+    deployment.output = outputs[-1]
+    print(f"example: playbook {deployment.deployed - deployment.started:.1f} s, "
+          f"serving after {deployment.serving - deployment.started:.1f} s")
+    return deployment
+
+
+def test_every_pod_runs_on_the_real_node(deployed, real_node):
+    pods = deployed.all_pods()
+    servers = [s["name"] for s in example()["mcpserver_servers"]]
+    # Redis, the gateway's 3 replicas, each MCPServer's proxy (everything: 2) and backend.
+    assert len(pods) >= 1 + 3 + 3 + 2, [p["metadata"]["name"] for p in pods]
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        assert pod["spec"].get("nodeName") == real_node, f"{name} is on {pod['spec'].get('nodeName')}"
+        assert pod["status"].get("phase") == "Running", f"{name}: {pod['status'].get('phase')}"
+        statuses = pod["status"].get("containerStatuses", [])
+        assert statuses and all(c["ready"] for c in statuses), f"{name}: {statuses}"
+    for server in servers:  # each server's backend (StatefulSet, labelled app=<name> by the proxy runner) runs
+        assert deployed.pods(f"app={server}"), f"no Ready backend pod of {server}"
+    images = {c["image"] for p in pods for c in p["spec"]["containers"]}
+    for server in example()["mcpserver_servers"]:
+        assert server["image"] in images, f"{server['image']} runs in no pod ({sorted(images)})"
+
+
+def test_the_deploy_playbooks_mcp_check_passed(deployed):
+    """deploy() asserted the playbook's exit status, which fails when the closing MCP check fails; the check
+    really ran (it is not skipped), and the operator reports every resource Ready."""
+    task = deployed.output.split("TASK [Check at the MCP level", 1)
+    assert len(task) == 2, deployed.output[-3000:]
+    section = re.split(r"\n(?:TASK|PLAY RECAP) ", task[1], maxsplit=1)[0]
+    assert re.search(r"^ok: \[", section, re.M) and "skipping" not in section, section
+    status = deployed.kubectl("get", "mcpservers,virtualmcpservers", "-n", deployed.namespace, "-o", "json")
+    phases = {(i["kind"], i["metadata"]["name"]): i.get("status", {}).get("phase") for i in status["items"]}
+    assert phases == {("MCPServer", "everything"): "Ready", ("MCPServer", "time"): "Ready",
+                      ("VirtualMCPServer", "gateway"): "Ready"}, phases
+
+
+async def gateway_calls(kubeconfig, namespace, service):
+    """One session through the gateway's Service: tools/list, time's get_current_time for UTC, everything's echo."""
+    async with service_session(kubeconfig, namespace, service, GATEWAY_PORT) as session:
+        tools = sorted(t.name for t in (await session.list_tools()).tools)
+        now = await session.call_tool("time_get_current_time", {"timezone": "UTC"})
+        echo = await session.call_tool("everything_echo", {"message": "from the example test"})
+        return tools, now, echo
+
+
+def test_a_real_client_reaches_both_backends_through_the_gateway_service(deployed, kubeconfig):
+    tools, now, echo = run(gateway_calls(kubeconfig, deployed.namespace, deployed.gateway))
+    print(tools)
+    # The gateway prefixes each backend's tools with the MCPServer's name.
+    assert {"time_get_current_time", "time_convert_time"} <= set(tools), tools
+    assert {"everything_echo", "everything_get-sum"} <= set(tools), tools
+    assert {t.split("_", 1)[0] for t in tools} == {"time", "everything"}, tools
+
+    assert not now.is_error, now
+    answer = json.loads(now.content[0].text)
+    assert answer["timezone"] == "UTC", answer
+    stamp = datetime.fromisoformat(answer["datetime"])
+    assert abs((stamp - datetime.now(timezone.utc)).total_seconds()) < 120, (answer, time.time())
+
+    assert not echo.is_error, echo
+    assert [c.text for c in echo.content] == ["Echo: from the example test"], echo.content

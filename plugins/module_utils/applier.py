@@ -204,7 +204,7 @@ def ssa_message(exc):
     """A server-side apply conflict is about ownership, not a race: say whose field it is and what to do."""
     text = str(exc)
     if exc.status == 409 and "conflict" in text.lower() and "apply" in text.lower():
-        return (text.split(" — ")[0] + " — another field manager owns these fields and %s does not take them over. "
+        return (text.split(" — ", maxsplit=1)[0] + " — another field manager owns these fields and %s does not take them over. "
                 "Fix: leave the field out of the variables, or remove the other manager's value "
                 "(kubectl apply --server-side --force-conflicts --field-manager %s)" % (FIELD_MANAGER, FIELD_MANAGER))
     return text

@@ -14,7 +14,7 @@ import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
-from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, PLURALS, roles_of, role_for_target  # noqa: F401 (re-exported)
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, PLURALS
 from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 
 WORKLOAD_PLURALS = {kind: kinds.API[kind][1] for kind in ("Deployment", "StatefulSet")}

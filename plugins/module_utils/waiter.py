@@ -41,9 +41,9 @@ READY = {"Deployment": deployment_ready, "StatefulSet": statefulset_ready}
 
 def describe(obj):
     status = (obj or {}).get("status") or {}
-    return "spec %s, current %s, ready %s, updated %s" % ((obj or {}).get("spec", {}).get("replicas"),
-                                                         status.get("replicas", 0), status.get("readyReplicas", 0),
-                                                         status.get("updatedReplicas", 0))
+    counts = ((obj or {}).get("spec", {}).get("replicas"), status.get("replicas", 0), status.get("readyReplicas", 0),
+              status.get("updatedReplicas", 0))
+    return "spec %s, current %s, ready %s, updated %s" % counts
 
 
 def wait_ready(client, wanted, timeout, outage=15):
@@ -90,7 +90,5 @@ def wait_ready(client, wanted, timeout, outage=15):
                 time.sleep(1)
         waiting = sorted(n for n in names if not (n in seen and READY[kind](seen[n])))
         if waiting:
-            raise K8sError("timed out after %ss waiting for %s to be ready: %s"
-                           % (timeout, kind, "; ".join("%s/%s (%s)" % (namespace, n, describe(seen.get(n))
-                                                                      if n in seen else "not created")
-                                                        for n in waiting)))
+            states = ["%s/%s (%s)" % (namespace, n, describe(seen[n]) if n in seen else "not created") for n in waiting]
+            raise K8sError("timed out after %ss waiting for %s to be ready: %s" % (timeout, kind, "; ".join(states)))

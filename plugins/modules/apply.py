@@ -42,7 +42,7 @@ options:
     default: []
   turned_off:
     description:
-      - With O(state=present), objects this run no longer wants (for example a NetworkPolicy turned off): each is
+      - With O(state=present), objects this run no longer wants (for example a NetworkPolicy turned off), each
         deleted after the apply when it exists. Same form as O(resources); only kind, apiVersion, name and
         namespace are read.
     type: list

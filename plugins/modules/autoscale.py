@@ -127,16 +127,17 @@ command:
   sample: kubectl autoscale deployment/gateway --namespace toolhive --min=2 --max=5 --cpu=70%
 """
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, find_workload, get_resource, hpa_path, hpa_summary, role_for_target)
+    cr_path, find_workload, get_resource, hpa_path, hpa_summary)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "toolhive.k8s"}
 
 
-def hpa_name(workload):
-    return workload.name + "-backend" if workload.role == "backend" else workload.name
+def hpa_name(kind, workload):
+    return kinds.hpa_name(kind, workload.role, workload.name)
 
 
 def desired_spec(params, workload):
@@ -194,7 +195,7 @@ def validate(module):
 
 def absent(module, client, workload):
     params = module.params
-    name = hpa_name(workload)
+    name = hpa_name(module.params["kind"], workload)
     existing = client.get_or_none(hpa_path(params["namespace"], name))
     result = dict(changed=existing is not None, released=False, command=kubectl_command(params, workload, name),
                   workload=workload.counts())
@@ -223,7 +224,7 @@ def present(module, client, resource, workload):
         module.warn(where + "no Redis session storage: with more than one replica each pod keeps its own sessions. "
                             "Set sessionStorage (role toolhive.k8s.redis).")
 
-    name = hpa_name(workload)
+    name = hpa_name(module.params["kind"], workload)
     wanted = desired_spec(params, workload)
     existing = client.get_or_none(hpa_path(namespace, name))
     if existing is not None and not contains(existing.get("spec"), wanted):
@@ -262,15 +263,15 @@ def run(module, client):
 
 def autoscale_once(module, client):
     params = module.params
-    resource = get_resource(client, params["kind"], params["name"], params["namespace"], params["api_version"])
     workload = find_workload(client, params["kind"], params["name"], params["namespace"],
                              role_for_target(params["kind"], params["target"]))
-    if not workload.exists and params["state"] == "present":
+    if params["state"] == "absent":  # the HPA's name says whose it is: a server already gone still loses its HPA
+        return absent(module, client, workload)
+    resource = get_resource(client, params["kind"], params["name"], params["namespace"], params["api_version"])
+    if not workload.exists:
         module.fail_json(msg="%s: the operator has not created its %s %s yet; nothing for an HPA to target"
                              % (guards.label(params["kind"], params["namespace"], params["name"]),
                                 workload.role, workload.kind))
-    if params["state"] == "absent":
-        return absent(module, client, workload)
     return present(module, client, resource, workload)
 
 

@@ -68,6 +68,12 @@ options:
         type: str
         choices: [proxy, backend]
         default: proxy
+      api_version:
+        description: API version of the resource (not read by the checks; the deploy pipeline passes it on).
+        type: str
+      autoscale:
+        description: The HPA settings (not read by the checks; the deploy pipeline passes them on).
+        type: dict
   allow_without_session_storage:
     description: Explicit opt-in to more than one replica without Redis session storage (then a warning).
     type: bool
@@ -346,6 +352,8 @@ def main():
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
             target=dict(type="str", choices=["proxy", "backend"], default="proxy"),
+            api_version=dict(type="str"),
+            autoscale=dict(type="dict"),
         )),
         allow_without_session_storage=dict(type="bool", default=False),
         namespaces=dict(type="list", elements="str", default=[]),

@@ -146,9 +146,10 @@ command:
 import json
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, describe_conditions, find_workload, get_resource, hpas_for, role_for_target, wait_for_ready)
+    cr_path, describe_conditions, find_workload, get_resource, hpas_for, wait_for_ready)
 
 
 def kubectl_command(method, kind, name, namespace, field, replicas, workload, current_replicas):

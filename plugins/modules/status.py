@@ -147,9 +147,10 @@ findings:
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, find_workload, get_resource, hpa_summary, hpas_for, roles_of)
+    cr_path, find_workload, get_resource, hpa_summary, hpas_for)
 
 
 def condition_matches(condition, expected):

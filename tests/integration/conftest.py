@@ -76,7 +76,9 @@ def run_playbook(ansible_env):
     """Run ansible-playbook from the repo; returns the CompletedProcess."""
 
     def run(playbook, *args, extra_vars=None, env=None):
-        cmd = ["ansible-playbook", str(playbook), *args]
+        # Pods on KWOK's simulated nodes never answer: deploy.yml's closing MCP check is for running pods, whose
+        # tests turn it back on (a later -e wins).
+        cmd = ["ansible-playbook", str(playbook), *args, "-e", '{"toolhive_mcp_check": false}']
         if extra_vars is not None:
             cmd += ["-e", json.dumps(extra_vars)]
         merged = {k: v for k, v in {**ansible_env, **(env or {})}.items() if v is not None}  # None unsets

@@ -20,21 +20,21 @@ HOSTILE = ["x\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\
            "{{ 7 * 7 }}", "../../api/v1/namespaces/kube-system"]
 
 BASE = {
-    "vmcp": ("roles/vmcp/templates/vmcp.yaml.j2", {
+    "vmcp": ("roles/pipeline/templates/VirtualMCPServer.yaml.j2", {
         "vmcp_api_version": "v1beta1", "vmcp_namespace": "ns", "vmcp_group": "g", "vmcp_group_description": "d",
         "vmcp_instances": [{"name": "gw", "group": "g2", "replicas": 2, "session_affinity": "None",
                             "labels": {"team": "a"}, "resources": {"limits": {"cpu": "1"}},
                             "pod_annotations": {"a": "b"}}],
-        "redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
-                             "password_key": "k"},
+        "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
+                                      "password_key": "k"},
     }),
-    "mcpserver": ("roles/mcpserver/templates/mcpservers.yaml.j2", {
+    "mcpserver": ("roles/pipeline/templates/MCPServer.yaml.j2", {
         "mcpserver_api_version": "v1beta1", "mcpserver_namespace": "ns", "mcpserver_group": "g",
         "mcpserver_servers": [{"name": "fetch", "image": "img:1", "transport": "streamable-http", "mcp_port": 8080,
                                "replicas": 2, "args": ["--a"], "env": [{"name": "E", "value": "v"}],
                                "backend_resources": {"limits": {"cpu": "1"}}}],
-        "redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
-                             "password_key": "k"},
+        "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
+                                      "password_key": "k"},
     }),
     "standalone": ("roles/redis/templates/standalone.yaml.j2", {
         "redis_name": "r", "redis_namespace": "ns", "redis_image": "redis:7", "redis_port": 6379,
@@ -63,7 +63,7 @@ STRING_VALUES = [
     ("mcpserver", ("mcpserver_servers", 0, "name")), ("mcpserver", ("mcpserver_servers", 0, "image")),
     ("mcpserver", ("mcpserver_servers", 0, "transport")), ("mcpserver", ("mcpserver_servers", 0, "args", 0)),
     ("mcpserver", ("mcpserver_servers", 0, "env", 0, "value")),
-    ("mcpserver", ("redis_connection", "password_secret")),
+    ("mcpserver", ("pipeline_redis_connection", "password_secret")),
     ("standalone", ("redis_name",)), ("standalone", ("redis_namespace",)), ("standalone", ("redis_image",)),
     ("standalone", ("redis_password_secret",)), ("standalone", ("redis_password_key",)),
     ("standalone", ("redis_storage_class",)), ("standalone", ("redis_storage_size",)),

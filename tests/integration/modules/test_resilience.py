@@ -102,7 +102,8 @@ def test_a_409_is_retried_with_a_fresh_read(toolhive, faulty_api, vmcp, get, kub
                       allow_without_session_storage=True, wait_timeout=60, **through(faulty_api))
     assert not result.is_failed, result.get("msg")
     patches = [entry[2] for entry in faulty_api.log if entry[0] == "PATCH"]
-    assert patches == [409, 200]  # the real API server refused the stale write, the retry went through
+    # The real API server refused the stale write; a retry went through (a busy controller may make one more 409).
+    assert patches[0] == 409 and patches[-1] == 200 and set(patches[:-1]) == {409}, patches
     assert result["before"] == 2 and result["after"] == 3  # decided again on what was there after the change
     assert get("deployment", name)["spec"]["replicas"] == 3 and result["ready_replicas"] == 3
 

@@ -380,6 +380,33 @@ stop_leftovers() { # processes of an earlier run that are still alive: stopped, 
   done
 }
 
+# Without a real node there is no node guard (node.sh guard), yet the API server's service and pod proxies
+# dial the addresses KWOK hands out, which no interface here owns: they would follow the default route out.
+# This chain rejects them on this host. Host-wide, so one bed installs it (its state names it) and only that
+# bed removes it; a real node's guard covers the same ranges.
+kwok_guard=TESTBED-KWOK-GUARD
+kwok_guard_up() {
+  if ! command -v iptables >/dev/null 2>&1 || ! iptables -w 5 -S OUTPUT >/dev/null 2>&1; then
+    log "WARNING: no egress guard (iptables needs root): nothing here may reach a ClusterIP or a KWOK pod address"
+    return 0
+  fi
+  if iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1 || iptables -w 5 -S TESTBED-EGRESS-GUARD >/dev/null 2>&1; then
+    return 0 # another bed's guard already covers these ranges
+  fi
+  iptables -w 5 -N "$kwok_guard"
+  iptables -w 5 -A "$kwok_guard" -o lo -j RETURN
+  iptables -w 5 -A "$kwok_guard" -d 10.96.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
+  iptables -w 5 -A "$kwok_guard" -d 10.244.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
+  iptables -w 5 -A "$kwok_guard" -m comment --comment "owner=$state"
+  iptables -w 5 -I OUTPUT 1 -j "$kwok_guard"
+  log "egress guard installed ($kwok_guard on OUTPUT: the service range and KWOK's pod range)"
+}
+kwok_guard_down() {
+  iptables -w 5 -S "$kwok_guard" 2>/dev/null | grep -qF -- "owner=$state" || return 0
+  while iptables -w 5 -D OUTPUT -j "$kwok_guard" 2>/dev/null; do :; done
+  iptables -w 5 -F "$kwok_guard" && iptables -w 5 -X "$kwok_guard"
+}
+
 real_node_unavailable() { # MESSAGE : say why, undo the node, carry on with KWOK nodes
   printf '%s\n' "$1" >"$unavailable"
   log "REAL NODE UNAVAILABLE: $1"
@@ -432,6 +459,7 @@ up_testbed() {
   write_kubeconfigs
   local t0=$SECONDS
   [[ $nodes == kwok ]] || real_node_first
+  [[ $nodes != kwok ]] || kwok_guard_up
   start_etcd
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
   start_apiserver
@@ -496,6 +524,7 @@ down_testbed() {
     fi
     rm -f "$pids/$c"
   done
+  kwok_guard_down
   rm -rf "$state"
   log "down"
 }

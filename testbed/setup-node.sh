@@ -24,6 +24,9 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# images.sh builds the npm server the example runs with node and npm: any Node.js that has both will do
+# (NodeSource's nodejs brings npm; Debian's needs its npm package).
+command -v npm >/dev/null && command -v node >/dev/null || missing+=(nodejs npm)
 if ((${#missing[@]})); then
   command -v apt-get >/dev/null ||
     die "missing packages ${missing[*]} and no apt-get: install them (see bindep.txt) or set TESTBED_NODES=kwok"

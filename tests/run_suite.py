@@ -5,9 +5,11 @@ cases (from JUnit XML), every other stage counts as one test. The test bed is
 brought up if no cluster answers, and brought down again at the end if this
 run started it (TESTBED_KEEP=1 keeps it).
 """
+import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -15,6 +17,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / ".build" / "results"
 KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+# The tests that need running pods: on a test bed of their own with a real node (TESTBED_NODES, default both).
+REAL_NODE_TESTS = ["tests/integration/realpods", "tests/integration/testbed/test_realnode.py"]
+# Brings a real node up and down itself: it runs once the real-node bed is down (one real node per machine).
+REAL_NODE_TEARDOWN_TEST = "tests/integration/testbed/test_realnode_teardown.py"
 
 
 def run(cmd, **kwargs):
@@ -87,12 +93,20 @@ def main():
     suite.stage("ansible-lint", ["ansible-lint", "--profile", "production", "--offline"])
     suite.pytest("unit", ["tests/unit"])
 
+    # The bulk of the suite runs on KWOK's simulated nodes: many servers, simulated CPU, images that need
+    # not exist. Its pods must not land on a real node, so its bed has none.
     started_here = False
     if not cluster_answers(env):
         env["KUBECONFIG"] = str(KUBECONFIG)
-        started_here = suite.stage("cluster-up", ["testbed/cluster.sh", "up"], env=env)
-    if cluster_answers(env):
-        suite.pytest("integration", ["tests/integration"], env=env, extra=("-n", "2"))
+        started_here = suite.stage("cluster-up (KWOK)", ["testbed/cluster.sh", "up"], env=dict(env, TESTBED_NODES="kwok"))
+    if cluster_answers(env) and has_real_node(env):
+        suite.stage("integration (KWOK)", ["sh", "-c", "echo 'the cluster at $KUBECONFIG runs a real node: the KWOK "
+                                                       "suite needs a bed without one (make cluster-down first)' >&2; "
+                                                       "exit 1"], env=env)
+    elif cluster_answers(env):
+        ignored = [f"--ignore={path}" for path in REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST]]
+        suite.pytest("integration", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
+                     extra=("-n", "2", *ignored))
         for scenario in molecule_scenarios():
             suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
         # kind needs Docker: here only its playbooks' syntax is checked (ansible-lint covers the rest).
@@ -104,10 +118,43 @@ def main():
     # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
     # own: every manifest the collection renders, dry-run against them (tests/newest_crds brings it up and down).
     suite.pytest("newest CRDs", ["tests/newest_crds"])
+    running_pods(suite)
 
     print("\n".join(["", "=== summary", *suite.lines]))
     print(f"{suite.passed} passed, {suite.failed} failed" + (f", {suite.skipped} skipped" if suite.skipped else ""))
     return 1 if suite.failed else 0
+
+
+def has_real_node(env):
+    probe = subprocess.run(["kubectl", "get", "nodes", "-l", "toolhive.testbed/node=real", "-o", "name"], env=env,
+                           capture_output=True, text=True, timeout=30, check=False)
+    return bool(probe.stdout.strip())
+
+
+def real_node_state():
+    """The real-node bed's state directory: its node's sockets need a path of at most 60 characters."""
+    state = REPO / ".cluster-real"
+    if len(str(state / "node")) <= 60:
+        return state
+    return Path(tempfile.gettempdir()) / f"thk8s-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}" / ".cluster"
+
+
+def running_pods(suite):
+    """The tests on running pods, on a bed of their own with a real node. Where the real node cannot start,
+    cluster-up says why and the tests fail with that reason; only TESTBED_NODES=kwok skips them (counted)."""
+    nodes = os.environ.get("TESTBED_NODES", "both")
+    state = real_node_state()
+    env = dict(os.environ, TESTBED_NODES=nodes, TESTBED_STATE=str(state), TESTBED_PORT_BASE="28400",
+               KUBECONFIG=str(state / "kubeconfig"))
+    if nodes == "kwok":
+        suite.pytest("running pods (opted out: TESTBED_NODES=kwok)", REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST],
+                     env=env)
+        return
+    suite.stage(f"cluster-up (TESTBED_NODES={nodes})", ["testbed/cluster.sh", "up"], env=env)
+    suite.pytest("running pods", REAL_NODE_TESTS, env=env)
+    if os.environ.get("TESTBED_KEEP") != "1":
+        run(["testbed/cluster.sh", "down"], env=env)
+        suite.pytest("real node teardown", [REAL_NODE_TEARDOWN_TEST], env=env)
 
 
 def molecule_scenarios():

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 from ..conftest import wait_until as _shared_wait
@@ -198,3 +199,22 @@ def test_failed_component_is_reported_with_its_log_tail(tmp_path):
         down = subprocess.run([script, "down"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 0
     assert not [p for p in (base + 1, base + 2, base + 43) if _listening(p)]
+
+
+def test_proxy_to_a_kwok_pod_address_is_refused_on_this_host(kubectl, namespace):
+    """KWOK hands out pod addresses no interface here owns: without a guard, the API server's pod proxy would send
+    them along the default route, out of the machine. The guard rejects them locally, at once (EHOSTUNREACH from an
+    ICMP admin-prohibited reply of this host), where a packet sent out would wait for a timeout or an answer."""
+    apply(kubectl, namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fake"},
+                               "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    ip = wait_until("the pod's address", lambda: kubectl("get", "pod", "fake", "-n", namespace, "-o", "json")
+                    ["status"].get("podIP"))
+    assert ip.startswith("10.244."), ip
+    started = time.monotonic()
+    answer = kubectl("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/fake:80/proxy/", check=False)
+    took = time.monotonic() - started
+    assert answer.returncode != 0
+    assert f"dial tcp {ip}:80: connect: no route to host" in answer.stderr, answer.stderr
+    assert took < 10, f"refused only after {took:.1f} s: the packet may have left the machine"
+    guards = subprocess.run(["iptables", "-w", "5", "-S", "OUTPUT"], capture_output=True, text=True, check=False)
+    assert "-j TESTBED-KWOK-GUARD" in guards.stdout or "-j TESTBED-EGRESS-GUARD" in guards.stdout, guards.stdout

@@ -76,7 +76,7 @@ def main():
             raise SystemExit(f"the check never passed: {result.get('findings') or result.get('msg')}")
         print(f"first passing check after {result['rounds']} round(s), {seconds:.1f}s")
         samples, pods = [], 0
-        for _ in range(args.runs):
+        for _run in range(args.runs):
             result, seconds = check(namespace)
             assert result["ok"], result["findings"]
             pods = sum(len(s["replicas"]) for s in result["servers"])
@@ -84,7 +84,7 @@ def main():
         servers = len(result["servers"])
         sessions = sum(1 for s in result["servers"] for r in s["replicas"] if r["session_served"])
         noop = []
-        for _ in range(args.runs):  # Ansible's own floor: the same module with nothing to check
+        for _run in range(args.runs):  # Ansible's own floor: the same module with nothing to check
             noop.append(check(namespace, name="none-such", kind="MCPServer", sessions=False)[1])
         print(f"{servers} servers, {pods} pods, {sessions} replicas served another's session; "
               f"check: median {statistics.median(samples):.2f}s (min {min(samples):.2f}, max {max(samples):.2f}) "

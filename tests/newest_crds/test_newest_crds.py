@@ -39,10 +39,10 @@ def writes(events, namespace):
 def assert_all_dry_run_and_accepted(events, namespace, expected):
     """Every write was a dry run, and each expected ToolHive object was dry-run and accepted (200/201)."""
     found = writes(events, namespace)
-    real = {key: calls for key, calls in found.items() if any(not dry for dry, _ in calls)}
+    real = {key: calls for key, calls in found.items() if any(not dry for dry, _code in calls)}
     assert not real, f"--check wrote to the cluster: {real}"
     for key in expected:
-        codes = [code for _, code in found.get(key, [])]
+        codes = [code for _dry, code in found.get(key, [])]
         assert codes, f"{key} was never sent to the API server for a dry run (seen: {sorted(found)})"
         assert all(code in (200, 201) for code in codes), f"{key}: the newest CRDs answered {codes}"
 

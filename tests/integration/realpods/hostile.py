@@ -59,7 +59,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(head)
             chunk = b"x" * 65536
-            for _ in range(size // len(chunk)):
+            for _chunk in range(size // len(chunk)):
                 self.wfile.write(chunk)
             self.wfile.write(b'"}}')
         elif MODE == "drip":

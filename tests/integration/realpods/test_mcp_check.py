@@ -58,7 +58,7 @@ def replicas(result, name):
 
 def test_sessions_shared_every_replica_serves(deployed, ansible_env):
     """Redis: every replica answers, and a session opened on one is served by the others (and the Service)."""
-    result, _ = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"])
+    result, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"])
     assert result["ok"], result["findings"]
     for name, count in (("shared", 3), ("everything", 2)):
         entry = server(result, name)
@@ -75,7 +75,7 @@ def test_sessions_shared_every_replica_serves(deployed, ansible_env):
 
 def test_sessions_not_shared_finding_names_the_cause(deployed, ansible_env):
     """No session storage: every replica answers its own session, the others refuse it, and the finding says why."""
-    result, _ = mcp_check(ansible_env, namespace=deployed.namespace, names=["solo", "alone"])
+    result, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["solo", "alone"])
     assert not result["ok"]
     for name, refusal in (("solo", "Session terminated"), ("alone", "Session not found")):
         entry = server(result, name)
@@ -202,7 +202,7 @@ def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_en
     log = Path(kubeconfig).parent / "logs" / "audit.log"
     assert log.exists(), f"{log}: the test bed writes an audit log"
     offset = log.stat().st_size
-    result, _ = mcp_check(ansible_env, "--check", namespace=deployed.namespace)
+    result, _output = mcp_check(ansible_env, "--check", namespace=deployed.namespace)
     events = audit_events(kubeconfig, offset, deployed.namespace)
     assert result["ok"] is False and result["msg"].startswith("check mode: no MCP request sent"), result
     assert all(not r["checked"] and r["answered"] is None for s in result["servers"] for r in s["replicas"])
@@ -238,7 +238,7 @@ def automation(kubectl, deployed, tmp_path):
     namespace = deployed.namespace
     documents = rbac_for(namespace)
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
-    role = next(d for d in documents if d["kind"] == "Role")
+    role = [d for d in documents if d["kind"] == "Role"][0]
     token = kubectl("create", "token", "toolhive-automation", "-n", namespace).stdout.strip()
     cluster = kubectl("config", "view", "--raw", "--minify", "-o", "json")["clusters"][0]["cluster"]
     env = {"K8S_AUTH_HOST": cluster["server"], "K8S_AUTH_API_KEY": token, "K8S_AUTH_VERIFY_SSL": "true",
@@ -270,11 +270,11 @@ def test_least_privilege_account_runs_the_check_and_needs_each_verb(deployed, an
     """awx/rbac.yaml's account checks every replica; without any one of the verbs it gained, the task fails with
     HTTP 403 naming what to grant."""
     env, rules, set_rules = automation
-    result, _ = mcp_check(ansible_env, env=env, namespace=deployed.namespace, name="shared")
+    result, _output = mcp_check(ansible_env, env=env, namespace=deployed.namespace, name="shared")
     assert result.get("ok"), result
     for resource, verb in (("pods", "list"), ("pods/proxy", "create"), ("pods/proxy", "delete")):
         set_rules(without(rules, resource, verb))
-        refused, _ = mcp_check(ansible_env, env=env, namespace=deployed.namespace, name="shared")
+        refused, _output = mcp_check(ansible_env, env=env, namespace=deployed.namespace, name="shared")
         assert refused.get("failed") and "403" in refused["msg"], (resource, verb, refused)
     set_rules(rules)
 
@@ -294,6 +294,6 @@ def test_redis_stopped_while_sessions_exist(deployed, ansible_env, kubectl):
         assert not entry["ok"], entry
         assert any("Redis at toolhive-redis" in f for f in entry["findings"]), entry["findings"]
     assert seconds < 25, seconds
-    recovered, _ = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"],
+    recovered, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"],
                              wait_timeout=90)
     assert recovered["ok"], recovered["findings"]

@@ -9,6 +9,7 @@ storage (`alone`, in a group of its own), and two gateways of 3 replicas each wi
 each request goes to one pod of our choosing through the API server's pod proxy (see podclient.py),
 as a Service without affinity may send it.
 """
+import asyncio
 import json
 import uuid
 from functools import partial
@@ -16,7 +17,7 @@ from functools import partial
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from .conftest import REPO, deploy
+from .conftest import REPO, deploy, wait_until
 from .podclient import pod_session, run
 
 pytestmark = pytest.mark.usefixtures("real_node")
@@ -224,3 +225,43 @@ def test_redis_readiness_probe_fails_with_a_wrong_password(deployed):
                             "env", "REDISCLI_AUTH=not-the-password", *probe, check=False)
     # redis-cli itself exits 0 whatever Redis answers: the probe must look at the answer.
     assert proc.returncode != 0, f"{probe} with a wrong password exited 0, answering {proc.stdout.strip()!r}"
+
+
+def test_gateway_session_survives_scaling_3_to_1_and_back(deployed, kubeconfig, run_playbook):
+    """Scale the gateway 3 -> 1 with playbooks/scale.yml while a session is open: the pod that is left serves it;
+    back to 3: the two new pods, which never saw the session, serve it too (Redis). Runs last: it scales `shared`."""
+    def scale(replicas):
+        result = run_playbook(REPO / "playbooks" / "scale.yml", extra_vars={
+            "toolhive_namespace": deployed.namespace, "toolhive_kind": "VirtualMCPServer",
+            "toolhive_name": "shared", "toolhive_replicas": replicas})
+        assert result.returncode == 0, result.output[-3000:]
+
+    async def scenario():
+        async with pod_session(kubeconfig, deployed.namespace, GATEWAY_PORT) as (session, router):
+            before = deployed.pods("app.kubernetes.io/instance=shared")
+            router.pod = before[0]
+            await session.initialize()
+            await router.settled()
+            await asyncio.to_thread(scale, 1)  # the session stays open while the playbook runs
+            left = wait_until("one gateway pod", lambda: (p := deployed.pods("app.kubernetes.io/instance=shared"))
+                              and len(p) == 1 and p)
+            router.pod = left[0]
+            after_down = (await session.list_tools(), await session.call_tool("everything_greet", {"name": left[0]}))
+            await asyncio.to_thread(scale, 3)
+            now = wait_until("three gateway pods", lambda: (p := deployed.pods("app.kubernetes.io/instance=shared"))
+                             and len(p) == 3 and p)
+            new = [p for p in now if p not in before]
+            answers = {}
+            for pod in new:
+                router.pod = pod
+                answers[pod] = (await session.list_tools(), await session.call_tool("everything_greet", {"name": pod}))
+            return before, left, after_down, new, answers
+
+    before, left, after_down, new, answers = run(scenario(), timeout=400)
+    assert left[0] in before
+    assert "everything_greet" in [t.name for t in after_down[0].tools]
+    assert [c.text for c in after_down[1].content] == [f"Hi {left[0]}"]
+    assert len(new) >= 2, (before, new)  # pods created after the session was opened
+    for pod, (tools, call) in answers.items():
+        assert "everything_greet" in [t.name for t in tools.tools], pod
+        assert not call.is_error and [c.text for c in call.content] == [f"Hi {pod}"], (pod, call)

@@ -13,7 +13,7 @@ options:
     description: Kind of the ToolHive resource.
     type: str
     required: true
-    choices: [VirtualMCPServer, MCPServer]
+    choices: [VirtualMCPServer, MCPServer, MCPRemoteProxy]
   namespace:
     description: Namespace of the resource.
     type: str

@@ -9,7 +9,7 @@ name: session_storage
 short_description: The sessionStorage block of a ToolHive server
 version_added: 0.1.0
 description:
-  - Returns the C(sessionStorage) block for one MCPServer or VirtualMCPServer.
+  - Returns the C(sessionStorage) block for one MCPServer, VirtualMCPServer or MCPRemoteProxy.
   - An explicit block (the server's C(session_storage)) wins; C(false) means none. Otherwise, when the redis role ran
     (its C(redis_connection) fact), Redis with a C(keyPrefix) of its own per server, C(thv:NAMESPACE:KIND:NAME:),
     so several servers can share one Redis.
@@ -25,7 +25,7 @@ options:
     description: The redis role's C(redis_connection) fact, or none.
     type: dict
   kind:
-    description: C(mcp) or C(vmcp), part of the key prefix.
+    description: C(mcp), C(vmcp) or C(remote) (an MCPRemoteProxy), part of the key prefix.
     type: str
   namespace:
     description: The server's namespace.

@@ -394,7 +394,7 @@ def client_from_module(module):
 
 # The ToolHive server a module works on (doc fragment toolhive.k8s.resource).
 RESOURCE_ARG_SPEC = dict(
-    kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+    kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer", "MCPRemoteProxy"]),
     namespace=dict(type="str", required=True),
     api_version=dict(type="str", default="v1beta1", choices=["v1beta1", "v1alpha1"]),
 )

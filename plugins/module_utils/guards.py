@@ -16,10 +16,8 @@ SCALED_KINDS = tuple(kinds.SERVERS)
 
 
 def transport(kind, spec):
-    """MCPServer's transport; stdio when unset (the CRD's default). vMCP speaks HTTP."""
-    if kind != "MCPServer":
-        return "streamable-http"
-    return (spec or {}).get("transport") or "stdio"
+    """The resource's transport, else its CRD's default (kinds.SERVERS): stdio for an MCPServer; vMCP speaks HTTP."""
+    return (spec or {}).get("transport") or kinds.SERVERS.get(kind, {}).get("transport", "streamable-http")
 
 
 def is_stdio(kind, spec):

@@ -6,7 +6,7 @@ SERVERS describes the ToolHive kinds that run and scale (what differs between th
 their template, nothing else): the plural, the ``app`` label the operator puts on their workloads,
 each workload role with its kind, the spec field that sets its replica count and the container the
 role's resources go to, the Service clients use, and the name of the HPA toolhive.k8s.autoscale
-gives a workload. API says where each kind a manifest may hold lives in the API.
+gives a workload, and the transport a resource runs when its spec names none. API says where each kind a manifest may hold lives in the API.
 """
 from __future__ import absolute_import, division, print_function
 
@@ -22,6 +22,7 @@ SERVERS = {
             "vmcp": {"kind": "Deployment", "field": "replicas", "container": "vmcp", "hpa": "{name}"},
         },
         "service": "vmcp-{name}",
+        "transport": "streamable-http",  # no transport field: the gateway speaks streamable HTTP
     },
     "MCPServer": {
         "plural": "mcpservers",
@@ -33,6 +34,19 @@ SERVERS = {
                         "hpa": "{name}-backend"},
         },
         "service": "mcp-{name}-proxy",
+        "transport": "stdio",  # the CRD's default
+    },
+    # v0.44.0 cmd/thv-operator/controllers: mcpremoteproxy_deployment.go (Deployment NAME, container "toolhive",
+    # Replicas: spec.replicas), mcpremoteproxy_controller.go labelsForMCPRemoteProxy (app=mcpremoteproxy,
+    # app.kubernetes.io/instance=NAME) and createProxyServiceName (mcp-NAME-remote-proxy).
+    "MCPRemoteProxy": {
+        "plural": "mcpremoteproxies",
+        "app_label": "mcpremoteproxy",
+        "workloads": {
+            "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}"},
+        },
+        "service": "mcp-{name}-remote-proxy",
+        "transport": "streamable-http",  # the CRD's default (enum sse, streamable-http)
     },
 }
 
@@ -49,6 +63,7 @@ API = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "MCPServer": ("/apis/" + GROUP, "mcpservers", True),
     "VirtualMCPServer": ("/apis/" + GROUP, "virtualmcpservers", True),
+    "MCPRemoteProxy": ("/apis/" + GROUP, "mcpremoteproxies", True),
     "MCPGroup": ("/apis/" + GROUP, "mcpgroups", True),
     "MCPExternalAuthConfig": ("/apis/" + GROUP, "mcpexternalauthconfigs", True),
 }

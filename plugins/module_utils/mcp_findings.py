@@ -8,7 +8,9 @@ __metaclass__ = type
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import mcp
 
-WHAT = {"VirtualMCPServer": "gateway", "MCPServer": "server"}
+WHAT = {"VirtualMCPServer": "gateway", "MCPServer": "server", "MCPRemoteProxy": "remote proxy"}
+# The role whose variables wire session storage for each kind.
+ROLE = {"VirtualMCPServer": "vmcp", "MCPServer": "mcpserver", "MCPRemoteProxy": "mcpremoteproxy"}
 
 
 def storage_words(server):
@@ -65,7 +67,7 @@ def _session_sentence(server, opener, pod, error):
     if not redis:
         return head + (": the %s has no session storage, so each replica knows only its own sessions — set "
                        "sessionStorage (provider redis; the redis role with the %s role wires it), or run one replica."
-                       % (what, "vmcp" if server["kind"] == "VirtualMCPServer" else "mcpserver"))
+                       % (what, ROLE.get(server["kind"], "mcpserver")))
     if error.get("status") == 503:
         return head + (": %s cannot reach its session storage (%s): Redis is down or refuses the password — check "
                        "the Redis pod and the Secret in sessionStorage.passwordRef." % (pod, redis))

@@ -12,7 +12,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import re
+from urllib.parse import urlparse
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -263,6 +265,41 @@ def session_storage(value, context=None):
     return None
 
 
+# What the operator's remoteUrl validation refuses (cmd/thv-operator/pkg/validation/url_validation.go,
+# v0.44.0 and, without allowPrivateEndpoint, every later release): loopback, link-local, private and
+# unique-local addresses, and these host names with their subdomains.
+BLOCKED_HOSTS = ("localhost", "kubernetes.default.svc.cluster.local", "kubernetes.default.svc", "kubernetes.default",
+                 "cluster.local", "metadata.google.internal")
+BLOCKED_NETWORKS = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                    "::/128", "::1/128", "fe80::/10", "fc00::/7")
+REMOTE_URL = re.compile(r"^https?://[^\s/?#@]+(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?$")
+
+
+def remote_url(value, context=None):
+    problem = _yaml_typed(value, "string") if not isinstance(value, str) else None
+    if problem:
+        return problem
+    if len(value) > 2048 or not REMOTE_URL.fullmatch(value) or urlparse(value).hostname is None:
+        return ("must be an http:// or https:// URL on one line, without blanks or user info, at most 2048 characters "
+                "(e.g. 'https://mcp.example.com/mcp')")
+    host = urlparse(value).hostname.lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        address = getattr(address, "ipv4_mapped", None) or address
+        blocked = [net for net in BLOCKED_NETWORKS if address in ipaddress.ip_network(net)]
+    else:
+        blocked = [name for name in BLOCKED_HOSTS if host == name or host.endswith("." + name)]
+    if blocked:
+        return ("points at %s, which the ToolHive operator refuses as an internal address (%s): the proxy would never "
+                "start (ConfigurationValid=False, RemoteURLInvalid). Fix: a public URL, or for a Service in the cluster "
+                "its SERVICE.NAMESPACE.svc name (e.g. 'http://mcp-fetch-proxy.tools.svc:8080/mcp'), which the "
+                "operator accepts" % (host, blocked[0]))
+    return None
+
+
 def incoming_auth(value, context=None):
     if not isinstance(value, dict) or value.get("type") not in ("anonymous", "oidc"):
         return "must be a mapping whose type is anonymous or oidc"
@@ -356,6 +393,18 @@ VARIABLE_RULES = {
     "mcpserver_servers[].env": env,
     "mcpserver_servers[].labels": labels,
     "mcpserver_servers[].autoscale": autoscale,
+    "mcpremoteproxy_namespace": namespace,
+    "mcpremoteproxy_group": group,
+    "mcpremoteproxy_wait_timeout": seconds,
+    "mcpremoteproxy_proxies[].name": server_name,
+    "mcpremoteproxy_proxies[].remote_url": remote_url,
+    "mcpremoteproxy_proxies[].proxy_port": port,
+    "mcpremoteproxy_proxies[].replicas": replicas,
+    "mcpremoteproxy_proxies[].session_storage": session_storage,
+    "mcpremoteproxy_proxies[].group": group,
+    "mcpremoteproxy_proxies[].resources": resources,
+    "mcpremoteproxy_proxies[].labels": labels,
+    "mcpremoteproxy_proxies[].autoscale": autoscale,
     "operator_namespace": namespace,
 }
 

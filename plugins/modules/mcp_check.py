@@ -10,7 +10,7 @@ module: mcp_check
 short_description: Check at the MCP level that ToolHive servers answer, on every replica, and that sessions survive any replica
 version_added: 0.2.0
 description:
-  - For each VirtualMCPServer and MCPServer, speaks MCP (streamable HTTP) to the server through the Kubernetes API
+  - For each VirtualMCPServer, MCPServer and MCPRemoteProxy, speaks MCP (streamable HTTP) to the server through the Kubernetes API
     server's service proxy, and to each replica through the pod proxy
     (C(/api/v1/namespaces/NS/pods/POD:PORT/proxy/mcp)) - C(initialize), C(notifications/initialized), C(tools/list),
     then the session's C(DELETE). It reports per replica whether it answered, the number of tools and the latency.
@@ -34,9 +34,9 @@ extends_documentation_fragment:
   - toolhive.k8s.auth
 options:
   kind:
-    description: Kind of the servers to check. Without it, both kinds (VirtualMCPServers first).
+    description: Kind of the servers to check. Without it, every kind (VirtualMCPServers first).
     type: str
-    choices: [VirtualMCPServer, MCPServer]
+    choices: [VirtualMCPServer, MCPServer, MCPRemoteProxy]
   namespace:
     description: Namespace of the servers.
     type: str
@@ -111,7 +111,8 @@ notes:
   - Every check opens sessions and closes them with C(DELETE); with Redis session storage a session lives in Redis
     between the two. The sessions check closes its session on the replica that opened it.
   - Checks the MCPServer's proxy (Deployment C(NAME), Service C(mcp-NAME-proxy)), which is what clients reach; an
-    MCPServer whose proxy speaks the legacy SSE transport is reported as not checked.
+    MCPServer whose proxy speaks the legacy SSE transport is reported as not checked. An MCPRemoteProxy is checked
+    through its proxy (Deployment C(NAME), Service C(mcp-NAME-remote-proxy)), so the check reaches its remote server.
   - Pods are those of the workload's selector that are running and not being deleted; pods not Ready are checked
     too and said so (the Service sends them no clients).
 seealso:
@@ -259,15 +260,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import mcp, mcp_findings
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, mcp, mcp_findings
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import cr_path, find_workload, get_resource
 from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 
-KINDS = ("VirtualMCPServer", "MCPServer")
-DEFAULT_PORT = {"VirtualMCPServer": 4483, "MCPServer": 8080}
-CONTAINER = {"VirtualMCPServer": "vmcp", "MCPServer": "toolhive"}
+KINDS = tuple(kinds.SERVERS)
+DEFAULT_PORT = {"VirtualMCPServer": 4483, "MCPServer": 8080, "MCPRemoteProxy": 8080}
+# The container that serves clients: the first workload's (kinds.SERVERS).
+CONTAINER = {kind: next(iter(row["workloads"].values()))["container"] for kind, row in kinds.SERVERS.items()}
 
 
 def ms(seconds):
@@ -303,10 +305,12 @@ def endpoint_of(resource):
     """(service name, port, MCP path, reason it cannot be checked or None) from status.url and the spec."""
     kind, name, spec = resource["kind"], resource["metadata"]["name"], resource.get("spec") or {}
     if kind == "VirtualMCPServer":
-        service, port, path = "vmcp-" + name, DEFAULT_PORT[kind], "/mcp"
+        service, port, path = kinds.service_name(kind, name), DEFAULT_PORT[kind], "/mcp"
     else:
-        service, port, path = "mcp-%s-proxy" % name, spec.get("proxyPort") or spec.get("port") or 8080, "/mcp"
-        transport = spec.get("transport") or "stdio"
+        # An MCPServer's proxy, or an MCPRemoteProxy (which forwards /mcp to its remoteUrl's path).
+        service, port, path = (kinds.service_name(kind, name), spec.get("proxyPort") or spec.get("port")
+                               or DEFAULT_PORT[kind], "/mcp")
+        transport = guards.transport(kind, spec)
         mode = transport if transport in ("sse", "streamable-http") else (spec.get("proxyMode") or "streamable-http")
         if mode == "sse":
             path = "/sse"
@@ -437,8 +441,7 @@ def plan(reader, resource, params):
         server["skipped"] = "%s %s: %s" % (kind, meta["name"], skipped)
         server["ok"] = True
         return server
-    workload = find_workload(reader, kind, meta["name"], meta["namespace"], "vmcp" if kind == "VirtualMCPServer"
-                             else "proxy")
+    workload = find_workload(reader, kind, meta["name"], meta["namespace"], kinds.roles_of(kind)[0])
     server["workload"] = "%s/%s" % (workload.kind, workload.name)
     if not workload.exists:
         server["skipped"] = ("its %s does not exist (yet): the operator has not created it — toolhive.k8s.status "
@@ -532,10 +535,10 @@ def verdict(server):
 
 def one_round(client, params):
     reader = ReadCache(client)
-    kinds = [params["kind"]] if params["kind"] else list(KINDS)
-    resources = [r for kind in kinds for r in fetch(reader, kind, params)]
+    wanted_kinds = [params["kind"]] if params["kind"] else list(KINDS)
+    resources = [r for kind in wanted_kinds for r in fetch(reader, kind, params)]
     if params["name"] and not resources:
-        raise K8sError("no VirtualMCPServer or MCPServer %s/%s: check the name and the namespace"
+        raise K8sError("no VirtualMCPServer, MCPServer or MCPRemoteProxy %s/%s: check the name and the namespace"
                        % (params["namespace"], params["name"]), status=404)
     servers = [plan(reader, resource, params) for resource in resources]
     if not params["check_mode"]:

@@ -17,7 +17,7 @@ description:
     running pods do not know. With O(regenerate), the passwords are replaced (or the Secret created again) and
     every Deployment and StatefulSet of the namespace whose pods read the Secret is restarted, Redis and the
     servers together - each the way its owner does not undo (an MCPServer through the operator's restart
-    annotation, a VirtualMCPServer's gateway by replacing its pods, Redis by C(kubectl rollout restart)).
+    annotation, a VirtualMCPServer's gateway and an MCPRemoteProxy by replacing their pods, Redis by C(kubectl rollout restart)).
   - With O(state=absent) the Secret is deleted only if the collection created it (its label
     C(app.kubernetes.io/managed-by=toolhive.k8s) and annotation C(toolhive.k8s/generated=true)); a Secret the user
     made is kept and reported.
@@ -194,7 +194,8 @@ def readers(client, namespace, name):
 def restart(client, namespace, workloads, check_mode):
     """New pods for every reader, each the way its owner does not undo:
     - an MCPServer's proxy: the operator's own restart annotation on the MCPServer (it rolls the Deployment);
-    - a VirtualMCPServer's gateway: its pods deleted (the operator reverts any change to the pod template);
+    - a VirtualMCPServer's gateway or an MCPRemoteProxy's proxy: its pods deleted (their operator reverts any change
+      to the pod template: v0.44.0's podTemplateMetadataNeedsUpdate compares the annotations whole);
     - anything else (Redis): kubectl rollout restart, a new pod-template annotation."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = []
@@ -204,7 +205,7 @@ def restart(client, namespace, workloads, check_mode):
         if owner.get("kind") == "MCPServer":
             client.patch(cr_path("MCPServer", namespace, owner["name"], owner["apiVersion"].split("/")[-1]),
                          {"metadata": {"annotations": {MCPSERVER_RESTARTED_AT: now}}}, dry_run=check_mode)
-        elif owner.get("kind") == "VirtualMCPServer":
+        elif owner.get("kind") in ("VirtualMCPServer", "MCPRemoteProxy"):
             selector = ",".join("%s=%s" % pair for pair in sorted(item["spec"]["selector"]["matchLabels"].items()))
             client.request("DELETE", "/api/v1/namespaces/%s/pods" % namespace,
                            params={"labelSelector": selector, "dryRun": "All" if check_mode else None})

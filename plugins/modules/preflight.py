@@ -19,8 +19,8 @@ description:
     in the range this collection supports; that no stdio server asks
     for more than one replica (proxy or backend); that no server runs more than one replica without Redis session
     storage (unless O(allow_without_session_storage), then it warns); that every C(sessionStorage.keyPrefix) ends
-    with C(:) and a Redis provider has an address; that no MCPServer and VirtualMCPServer share a name in one
-    namespace (among the manifests and against the cluster); that every C(sessionStorage.passwordRef) names an
+    with C(:) and a Redis provider has an address; that no two servers of different kinds (MCPServer,
+    VirtualMCPServer, MCPRemoteProxy) share a name in one namespace (among the manifests and against the cluster); that every C(sessionStorage.passwordRef) names an
     existing Secret and key (or one in O(pending_secrets)); and that no workload given an HPA (O(autoscaled)) has its
     replica field set; that a deploy would not undo a replica count changed since the last deploy (by
     M(toolhive.k8s.scale), M(toolhive.k8s.autoscale) releasing it, or kubectl - read from C(managedFields)) nor set
@@ -33,8 +33,8 @@ extends_documentation_fragment:
 options:
   resources:
     description:
-      - Every manifest the job will apply - the ToolHive resources (MCPServer, VirtualMCPServer, MCPGroup,
-        MCPExternalAuthConfig) and Redis's (ConfigMap, Secret, Service, Deployment, StatefulSet, NetworkPolicy).
+      - Every manifest the job will apply - the ToolHive resources (MCPServer, VirtualMCPServer, MCPRemoteProxy,
+        MCPGroup, MCPExternalAuthConfig) and Redis's (ConfigMap, Secret, Service, Deployment, StatefulSet, NetworkPolicy).
       - Any other kind or API group is refused, and so is a name or namespace that is not a Kubernetes name.
     type: list
     elements: dict
@@ -54,7 +54,7 @@ options:
         description: Kind of the resource.
         type: str
         required: true
-        choices: [VirtualMCPServer, MCPServer]
+        choices: [VirtualMCPServer, MCPServer, MCPRemoteProxy]
       name:
         description: Name of the resource.
         type: str
@@ -252,22 +252,22 @@ def check_ownership(reader, servers, served, autoscaled, problems, checks):
 
 
 def check_names(reader, servers, served, problems, checks):
-    """An MCPServer and a VirtualMCPServer of one name would share Deployment <name>."""
+    """Servers of different kinds with one name would share Deployment <name> (every kind runs one so named)."""
     by_key = {}
     for manifest in servers:
         meta = manifest["metadata"]
         by_key.setdefault((meta.get("namespace"), meta["name"]), set()).add(manifest["kind"])
     for (namespace, name), kinds in sorted(by_key.items()):
-        clash = kinds == set(guards.SCALED_KINDS)
-        for kind in kinds:
-            other = "VirtualMCPServer" if kind == "MCPServer" else "MCPServer"
-            if not clash and served.get(other):
-                version = next(m["apiVersion"].split("/")[-1] for m in servers if m["kind"] == kind)
-                clash = name in names_of(reader, other, namespace, version)
-        if clash:
-            problems.append("MCPServer and VirtualMCPServer %s/%s share a name: both would run Deployment %s. Fix: "
-                            "rename one of them" % (namespace, name, name))
-    checks.append("no MCPServer shares a name with a VirtualMCPServer")
+        clash = set(kinds)
+        version = next(m["apiVersion"].split("/")[-1] for m in servers
+                       if m["kind"] in kinds and m["metadata"]["name"] == name)
+        for other in guards.SCALED_KINDS:
+            if other not in kinds and served.get(other) and name in names_of(reader, other, namespace, version):
+                clash.add(other)
+        if len(clash) > 1:
+            problems.append("%s %s/%s share a name: each would run Deployment %s. Fix: rename one of them"
+                            % (" and ".join(sorted(clash)), namespace, name, name))
+    checks.append("no two servers of different kinds share a name (MCPServer, VirtualMCPServer, MCPRemoteProxy)")
 
 
 def find_missing(reader, resources):
@@ -348,7 +348,7 @@ def main():
     argument_spec = dict(
         resources=dict(type="list", elements="dict", required=True),
         autoscaled=dict(type="list", elements="dict", default=[], options=dict(
-            kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer"]),
+            kind=dict(type="str", required=True, choices=["VirtualMCPServer", "MCPServer", "MCPRemoteProxy"]),
             name=dict(type="str", required=True),
             namespace=dict(type="str", required=True),
             target=dict(type="str", choices=["proxy", "backend"], default="proxy"),

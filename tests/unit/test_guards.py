@@ -82,3 +82,24 @@ def test_hpa_comparison_ignores_server_defaults():
     assert contains(actual, wanted)
     assert not contains(actual, dict(wanted, maxReplicas=6))
     assert not contains(actual, dict(wanted, metrics=wanted["metrics"] * 2))
+
+
+def test_a_remote_proxy_is_guarded_like_the_other_kinds():
+    """MCPRemoteProxy (kinds.SERVERS): streamable-http by default (never stdio), one replica field, the same
+    Redis and HPA guards and findings."""
+    assert "MCPRemoteProxy" in guards.SCALED_KINDS
+    assert guards.transport("MCPRemoteProxy", {}) == "streamable-http"
+    assert guards.transport("MCPRemoteProxy", {"transport": "sse"}) == "sse"
+    assert guards.replica_fields("MCPRemoteProxy") == ("replicas",)
+    assert guards.field_for_target("MCPRemoteProxy", "backend") == "replicas"  # one workload: the proxy
+    errors, warnings = guards.check_resource(manifest("MCPRemoteProxy", replicas=2))
+    assert warnings == [] and errors[0].startswith("MCPRemoteProxy ns/s: spec.replicas=2 without Redis session "
+                                                   "storage") and "allow_without_session_storage" in errors[0]
+    errors, warnings = guards.check_resource(manifest("MCPRemoteProxy", replicas=2), allow_without_session_storage=True)
+    assert errors == [] and "without Redis" in warnings[0]
+    assert guards.check_resource(manifest("MCPRemoteProxy", replicas=2, sessionStorage=REDIS)) == ([], [])
+    errors, warnings = guards.check_resource(manifest("MCPRemoteProxy", replicas=2, sessionStorage=REDIS), {"replicas"})
+    assert "while this play gives the workload an HPA" in errors[0]
+    text = " ".join(guards.findings("MCPRemoteProxy", {"replicas": 3}, {"proxy": {"spec": 3}}, {"proxy": {"name": "h"}}))
+    assert "3 replicas without Redis" in text and "HPA h targets the proxy workload while spec.replicas=3" in text
+    assert "sessionAffinity ClientIP with 3 replicas" in text and "stdio" not in text

@@ -29,7 +29,7 @@ def run_playbook(playbook, *extra_vars, tmp_path):
      ["missing required arguments: toolhive_replicas"]),
     ("scale", ["toolhive_kind=Deployment", "toolhive_name=gateway", "toolhive_replicas=three"],
      ["toolhive_replicas = 'three' must be a replica count",
-      "value of toolhive_kind must be one of: VirtualMCPServer, MCPServer, got: Deployment"]),
+      "value of toolhive_kind must be one of: VirtualMCPServer, MCPServer, MCPRemoteProxy, got: Deployment"]),
     ("autoscale", ["toolhive_kind=MCPServer", "toolhive_name=fetch", "toolhive_max_replicas=3",
                    "toolhive_cpu_percent=0"],
      ["toolhive_cpu_percent = '0' must be a percentage of the request from 1 to 1000"]),

@@ -36,6 +36,14 @@ BASE = {
         "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
                                       "password_key": "k"},
     }),
+    "remote": ("roles/pipeline/templates/MCPRemoteProxy.yaml.j2", {
+        "mcpremoteproxy_api_version": "v1beta1", "mcpremoteproxy_namespace": "ns", "mcpremoteproxy_group": "g",
+        "mcpremoteproxy_proxies": [{"name": "up", "remote_url": "https://mcp.example.com/mcp", "transport": "sse",
+                                    "proxy_port": 8081, "replicas": 2, "session_affinity": "None",
+                                    "labels": {"team": "a"}, "resources": {"limits": {"cpu": "1"}}}],
+        "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
+                                      "password_key": "k"},
+    }),
     "standalone": ("roles/redis/templates/standalone.yaml.j2", {
         "redis_name": "r", "redis_namespace": "ns", "redis_image": "redis:7", "redis_port": 6379,
         "redis_maxmemory": "256mb", "redis_maxmemory_policy": "allkeys-lru", "redis_persistence": True,
@@ -64,6 +72,12 @@ STRING_VALUES = [
     ("mcpserver", ("mcpserver_servers", 0, "transport")), ("mcpserver", ("mcpserver_servers", 0, "args", 0)),
     ("mcpserver", ("mcpserver_servers", 0, "env", 0, "value")),
     ("mcpserver", ("pipeline_redis_connection", "password_secret")),
+    ("remote", ("mcpremoteproxy_namespace",)), ("remote", ("mcpremoteproxy_group",)),
+    ("remote", ("mcpremoteproxy_proxies", 0, "name")), ("remote", ("mcpremoteproxy_proxies", 0, "remote_url")),
+    ("remote", ("mcpremoteproxy_proxies", 0, "transport")), ("remote", ("mcpremoteproxy_proxies", 0, "session_affinity")),
+    ("remote", ("mcpremoteproxy_proxies", 0, "labels", "team")),
+    ("remote", ("mcpremoteproxy_proxies", 0, "resources", "limits", "cpu")),
+    ("remote", ("pipeline_redis_connection", "password_secret")), ("remote", ("pipeline_redis_connection", "address")),
     ("standalone", ("redis_name",)), ("standalone", ("redis_namespace",)), ("standalone", ("redis_image",)),
     ("standalone", ("redis_password_secret",)), ("standalone", ("redis_password_key",)),
     ("standalone", ("redis_storage_class",)), ("standalone", ("redis_storage_size",)),
@@ -142,7 +156,23 @@ def test_the_base_renders_what_the_roles_apply(render):
     assert kinds == {
         "vmcp": ["MCPGroup", "MCPGroup", "VirtualMCPServer"],
         "mcpserver": ["MCPServer"],
+        "remote": ["MCPRemoteProxy"],
         "standalone": ["ConfigMap", "StatefulSet", "Service", "NetworkPolicy"],
         "sentinel": ["ConfigMap", "Service", "StatefulSet", "Service", "StatefulSet", "Service",
                      "MCPExternalAuthConfig"],
     }
+
+
+def test_a_remote_proxy_renders_every_field_and_its_own_key_prefix(render):
+    [proxy] = render("remote", copy.deepcopy(BASE["remote"][1]))
+    assert proxy["apiVersion"] == "toolhive.stacklok.dev/v1beta1" and proxy["metadata"]["namespace"] == "ns"
+    assert proxy["spec"] == {
+        "remoteUrl": "https://mcp.example.com/mcp", "transport": "sse", "proxyPort": 8081, "replicas": 2,
+        "sessionAffinity": "None", "resources": {"limits": {"cpu": "1"}}, "groupRef": {"name": "g"},
+        "sessionStorage": {"provider": "redis", "address": "r.ns.svc:6379", "db": 0, "keyPrefix": "thv:ns:remote:up:",
+                           "passwordRef": {"name": "s", "key": "k"}}}
+    variables = copy.deepcopy(BASE["remote"][1])
+    variables["mcpremoteproxy_proxies"] = [{"name": "up", "remote_url": "https://x.example.com", "session_storage": False}]
+    variables["mcpremoteproxy_group"] = ""
+    [bare] = render("remote", variables)
+    assert bare["spec"] == {"remoteUrl": "https://x.example.com"}  # the CRD's defaults, nothing the user did not ask

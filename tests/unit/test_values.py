@@ -100,3 +100,39 @@ def test_module_options_are_checked_like_variables():
 def test_an_mcpserver_may_belong_to_no_group():
     assert values.check_variables({"mcpserver_group": "", "mcpserver_servers": [{"name": "a", "group": ""}]}) == []
     assert values.check_variables({"mcpserver_group": "A"}) != []
+
+
+@pytest.mark.parametrize("url", ["https://mcp.example.com/mcp", "http://mcp-everything-proxy.tools.svc:8080/mcp",
+                                 "https://api.example.com:8443/v2/mcp?toolsets=a,b", "http://8.8.8.8/mcp"])
+def test_a_remote_url_the_operator_accepts_passes(url):
+    assert values.check_variables({"mcpremoteproxy_proxies": [{"name": "r", "remote_url": url}]}) == []
+
+
+@pytest.mark.parametrize("url, said", [
+    ("ftp://mcp.example.com", "an http:// or https:// URL on one line"),
+    ("https://mcp.example.com/mcp\n---\nkind: ClusterRole", "on one line"),
+    ("https://mcp.example.com/a b", "without blanks"), ("https:// mcp.example.com", "without blanks"),
+    ("https://user:pw@mcp.example.com/", "user info"), ("mcp.example.com/mcp", "http:// or https://"),
+    (17, "is the number 17"), ("https://" + "a" * 2050, "at most 2048"),
+    # What the operator's SSRF guard refuses (the proxy would never start): said first, with the fix.
+    ("http://mcp-x-proxy.tools.svc.cluster.local:8080/mcp", "refuses as an internal address (cluster.local)"),
+    ("http://10.96.0.12:8080/mcp", "(10.0.0.0/8)"), ("http://[::ffff:127.0.0.1]/", "(127.0.0.0/8)"),
+    ("http://localhost:8080/mcp", "(localhost)"), ("http://169.254.169.254/", "(169.254.0.0/16)"),
+    ("https://kubernetes.default.svc/", "(kubernetes.default.svc)"),
+])
+def test_a_remote_url_is_one_url_the_operator_accepts(url, said):
+    problems = values.check_variables({"mcpremoteproxy_proxies": [{"name": "r", "remote_url": url}]})
+    assert len(problems) == 1 and problems[0].startswith("mcpremoteproxy_proxies[0].remote_url = "), problems
+    assert said in problems[0] and "\n" not in problems[0], problems
+
+
+def test_remote_proxy_fields_have_the_rules_of_the_other_kinds():
+    problems = values.check_variables({"mcpremoteproxy_proxies": [
+        {"name": "Remote", "remote_url": "https://x.example.com"},
+        {"name": "r", "remote_url": "https://x.example.com", "replicas": 500, "proxy_port": 0,
+         "session_storage": {"provider": "redis", "keyPrefix": "x"}, "labels": {"a": "b\nc"}}]})
+    said = " | ".join(problems)
+    for text in ("mcpremoteproxy_proxies[0].name = 'Remote'", "mcpremoteproxy_proxies[1].replicas = 500",
+                 "mcpremoteproxy_proxies[1].proxy_port = 0", "mcpremoteproxy_proxies[1].session_storage",
+                 "mcpremoteproxy_proxies[1].labels"):
+        assert text in said, said

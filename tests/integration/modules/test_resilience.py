@@ -65,7 +65,7 @@ def scale_concurrently(kubectl, namespace, name, replicas):
     (dict(namespace="kube-system/../default"), "namespace = 'kube-system/../default' must be a namespace name"),
     (dict(replicas="three"), "argument 'replicas' is of type str and we were unable to convert to int"),
     (dict(target="sidecar"), "value of target must be one of: proxy, backend, got: sidecar"),
-    (dict(kind="Deployment"), "value of kind must be one of: VirtualMCPServer, MCPServer, got: Deployment"),
+    (dict(kind="Deployment"), "value of kind must be one of: VirtualMCPServer, MCPServer, MCPRemoteProxy, got: Deployment"),
     (dict(wait_timeout="soon"), "argument 'wait_timeout' is of type str and we were unable to convert to int"),
 ])
 def test_bad_input_is_refused_before_any_request(toolhive, faulty_api, vmcp, namespace, bad, message):

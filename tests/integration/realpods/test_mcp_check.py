@@ -295,5 +295,5 @@ def test_redis_stopped_while_sessions_exist(deployed, ansible_env, kubectl):
         assert any("Redis at toolhive-redis" in f for f in entry["findings"]), entry["findings"]
     assert seconds < 25, seconds
     recovered, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"],
-                             wait_timeout=90)
+                                   wait_timeout=90)
     assert recovered["ok"], recovered["findings"]

@@ -11,7 +11,8 @@ short_description: An autoscaling/v2 HPA for a ToolHive server, like kubectl aut
 version_added: 0.1.0
 description:
   - Creates or updates a HorizontalPodAutoscaler aimed at the workload behind a ToolHive resource (the
-    Deployment of a VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer).
+    Deployment of a VirtualMCPServer or an MCPRemoteProxy, the proxy Deployment or the backend StatefulSet of an
+    MCPServer).
   - The HPA is named after the workload, as C(kubectl autoscale) names it; the backend StatefulSet's HPA
     of an MCPServer is named C(NAME-backend), since the proxy Deployment has the same name.
   - A second run with the same options changes nothing (C(kubectl autoscale) fails when the HPA exists).
@@ -37,7 +38,7 @@ options:
     type: str
     required: true
   target:
-    description: Which workload of an MCPServer to autoscale; ignored for a VirtualMCPServer.
+    description: Which workload of an MCPServer to autoscale; ignored for a VirtualMCPServer or an MCPRemoteProxy.
     type: str
     choices: [proxy, backend]
     default: proxy

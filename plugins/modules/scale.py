@@ -7,11 +7,11 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 module: scale
-short_description: Scale a ToolHive MCPServer or VirtualMCPServer, like kubectl scale
+short_description: Scale a ToolHive MCPServer, VirtualMCPServer or MCPRemoteProxy, like kubectl scale
 version_added: 0.1.0
 description:
   - Sets the replica count of the workload behind a ToolHive resource (the Deployment of a
-    VirtualMCPServer, the proxy Deployment or the backend StatefulSet of an MCPServer).
+    VirtualMCPServer or an MCPRemoteProxy, the proxy Deployment or the backend StatefulSet of an MCPServer).
   - The workload is found from the resource (labels and owner reference), never from a guessed name.
     The public scaling guide's C(kubectl scale deployment vmcp-NAME) names the Service and fails.
   - If the resource sets C(spec.replicas) (or C(spec.backendReplicas) for the backend), the operator owns
@@ -39,7 +39,7 @@ options:
   target:
     description:
       - Which workload of an MCPServer to scale, the proxy Deployment or the backend StatefulSet.
-      - Ignored for a VirtualMCPServer (it has one Deployment).
+      - Ignored for a VirtualMCPServer or an MCPRemoteProxy (each has one Deployment).
     type: str
     choices: [proxy, backend]
     default: proxy

@@ -10,7 +10,7 @@ module: status
 short_description: The scaling picture of ToolHive servers, and waiting on their conditions
 version_added: 0.1.0
 description:
-  - Reports, for each MCPServer or VirtualMCPServer, its phase, generation against observed generation, every
+  - Reports, for each MCPServer, VirtualMCPServer or MCPRemoteProxy, its phase, generation against observed generation, every
     condition, the spec, current and ready replicas of each workload, the HPA that targets it (if any), the
     session storage in use, and C(findings), plain sentences about what will hurt (several replicas without
     Redis, an HPA fighting C(spec.replicas), an over-scaled stdio server, ClientIP affinity with several replicas,

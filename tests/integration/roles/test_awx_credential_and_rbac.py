@@ -53,7 +53,9 @@ def automation(kubectl, namespace, tmp_path):
 def test_playbooks_run_with_only_the_awx_credential_and_least_privilege(
         run_playbook, kubectl, namespace, automation):
     env, token = automation
-    servers = example(namespace, vmcp_instances=[{"name": "gateway", "replicas": 2}])
+    servers = example(namespace, vmcp_instances=[{"name": "gateway", "replicas": 2}],
+                      mcpremoteproxy_proxies=[{"name": "up", "remote_url": "https://mcp.example.com/mcp",
+                                               "replicas": 2}])
 
     deploy = run_playbook("playbooks/deploy.yml", extra_vars=servers, env=env)
     assert recap(deploy.output)["failed"] == 0, deploy.output[-4000:]
@@ -75,18 +77,21 @@ def test_playbooks_run_with_only_the_awx_credential_and_least_privilege(
     hpa = kubectl("get", "hpa", "time", "-n", namespace, "-o", "json")
     assert hpa["spec"]["maxReplicas"] == 3 and hpa["spec"]["scaleTargetRef"]["name"] == "time"
 
-    status = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": namespace}, env=env)
+    # The MCP check on (run_playbook turns it off): KWOK's pods do not answer, but every request must be allowed.
+    status = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": namespace,
+                                                             "toolhive_mcp_check": True}, env=env)
     assert recap(status.output)["failed"] == 0, status.output[-4000:]
     report = " ".join(status.output.split())  # the YAML callback folds long lines
     assert re.search(rf"VirtualMCPServer {namespace}/gateway: phase Ready; vmcp Deployment/gateway 3/3 ready", report)
     assert re.search(rf"MCPServer {namespace}/time: phase Ready; .* HPA time 1-3;", report)
+    assert re.search(rf"MCPRemoteProxy {namespace}/up: phase Ready; proxy Deployment/up 2/2 ready", report)
     # The MCP check ran for every server with the account's own rights (pods list, pods/services proxy).
-    assert len(re.findall(r"; MCP: \d+/\d+ replicas answer", report)) == 3, report
+    assert len(re.findall(r"; MCP: \d+/\d+ replicas answer", report)) == 4, report
     assert "HTTP 403" not in status.output, status.output[-4000:]
 
     teardown = run_playbook("playbooks/teardown.yml", extra_vars=servers, env=env)
     assert recap(teardown.output)["failed"] == 0, teardown.output[-4000:]
-    assert kubectl("get", "virtualmcpserver,mcpserver", "-n", namespace, "-o", "name").stdout == ""
+    assert kubectl("get", "virtualmcpserver,mcpserver,mcpremoteproxy", "-n", namespace, "-o", "name").stdout == ""
     assert kubectl("get", "secret", "toolhive-redis-auth", "-n", namespace, check=False).returncode == 0  # kept
 
     for output in (deploy.output, again.output, scale.output, autoscale.output, status.output, teardown.output):

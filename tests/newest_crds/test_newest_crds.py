@@ -54,7 +54,7 @@ def session_storage(namespace, prefix):
 
 def wide(namespace):
     """Sentinel mode (TLS, ACL user, embedded auth server), user-given session storage, autoscaled, stdio and SSE
-    servers, backend replicas, resources, args, env, labels, two gateways (NodePort, autoscaled)."""
+    servers, backend replicas, resources, args, env, labels, two gateways (NodePort, autoscaled), a remote proxy."""
     return {
         "toolhive_namespace": namespace,
         "toolhive_group": "platform",
@@ -87,6 +87,10 @@ def wide(namespace):
              "session_storage": session_storage(namespace, "thv:gateway-auto:"),
              "autoscale": {"min_replicas": 2, "max_replicas": 5, "cpu_percent": 60}},
         ],
+        "mcpremoteproxy_proxies": [
+            {"name": "upstream", "remote_url": "https://mcp.example.com/mcp", "replicas": 2,
+             "session_affinity": "None", "session_storage": session_storage(namespace, "thv:upstream:")},
+        ],
     }
 
 
@@ -114,7 +118,7 @@ def test_the_example_is_accepted(deploy_check, audit, namespace):
     assert result.returncode == 0 and recap(result.output)["failed"] == 0, result.output[-4000:]
     assert_all_dry_run_and_accepted(since.events(), namespace, [
         ("mcpgroups", "engineering"), ("virtualmcpservers", "gateway"),
-        ("mcpservers", "fetch"), ("mcpservers", "time")])
+        ("mcpservers", "everything"), ("mcpservers", "time")])
 
 
 def test_a_wide_job_is_accepted(deploy_check, audit, wide_namespace):
@@ -124,7 +128,7 @@ def test_a_wide_job_is_accepted(deploy_check, audit, wide_namespace):
     assert_all_dry_run_and_accepted(since.events(), wide_namespace, [
         ("mcpexternalauthconfigs", "auth"), ("mcpgroups", "platform"),
         ("virtualmcpservers", "gateway"), ("virtualmcpservers", "gateway-auto"),
-        ("mcpservers", "fetch"), ("mcpservers", "time"), ("mcpservers", "events"),
+        ("mcpservers", "fetch"), ("mcpservers", "time"), ("mcpservers", "events"), ("mcpremoteproxies", "upstream"),
         ("statefulsets", "auth-redis"), ("statefulsets", "auth-redis-sentinel")])
 
 

@@ -291,7 +291,7 @@ def test_hpa_scales_the_gateway_up_under_load_and_down_after(deployed, kubectl, 
         up = time.monotonic() - started
         # The first pod's CPU while loaded, by the kernel and by metrics-server.
         kernel = (cgroup_cpu_seconds(pod["metadata"]["uid"]) - idle_kernel_before) / (time.monotonic() - kernel_started)
-        loaded, _ = pod_cpu(kubectl, ns, pod["metadata"]["name"])
+        loaded = pod_cpu(kubectl, ns, pod["metadata"]["name"])[0]
         peak = max(r[1] or 0 for r in readings)
         status = module(ansible_env, "status", kind="VirtualMCPServer", namespace=ns, names=[GATEWAY])
     finally:

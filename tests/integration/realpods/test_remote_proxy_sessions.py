@@ -67,8 +67,8 @@ def test_a_session_through_one_remote_proxy_pod_is_served_by_the_other(deployed,
 
 
 def test_status_reports_the_remote_proxy(deployed, run_playbook):
-    result = run_playbook(REPO / "playbooks" / "status.yml", extra_vars={"toolhive_namespace": deployed.namespace,
-                                                                        "toolhive_mcp_check": True})
+    result = run_playbook(REPO / "playbooks" / "status.yml",
+                          extra_vars={"toolhive_namespace": deployed.namespace, "toolhive_mcp_check": True})
     assert result.returncode == 0, result.output[-3000:]
     report = " ".join(result.output.split())
     # toolhive.k8s.mcp_check through the proxy's pods: both answer, and the session one opened the other served.

@@ -109,7 +109,7 @@ def test_teardown_keeps_the_secret_redeploy_reuses_it_purge_removes_only_what_de
         assert redis_ping(kubectl, namespace, password) == "PONG"
         deployed = contents(kubectl, namespace, namespaced_kinds)
         made = set(deployed) - set(before)
-        kinds_made = {kind for kind, _ in made}
+        kinds_made = {kind for kind, _name in made}
         assert {"VirtualMCPServer", "MCPServer", "MCPGroup", "Deployment", "StatefulSet", "Pod", "Service",
                 "Secret"} <= kinds_made, sorted(made)
 
@@ -135,7 +135,7 @@ def test_teardown_keeps_the_secret_redeploy_reuses_it_purge_removes_only_what_de
         assert redis_ping(kubectl, namespace, "not-the-password") == "NOAUTH Authentication required."
         assert gateway_tools(kubeconfig, namespace) == tools
         redeployed = contents(kubectl, namespace, namespaced_kinds)
-        assert {kind for kind, _ in set(redeployed) - set(before)} == kinds_made
+        assert {kind for kind, _name in set(redeployed) - set(before)} == kinds_made
 
         # Purge: everything deploy made goes, the Secret too; the user's objects stay, unwritten.
         teardown(run_playbook, variables, purge=True)

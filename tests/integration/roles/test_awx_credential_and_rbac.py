@@ -78,8 +78,8 @@ def test_playbooks_run_with_only_the_awx_credential_and_least_privilege(
     assert hpa["spec"]["maxReplicas"] == 3 and hpa["spec"]["scaleTargetRef"]["name"] == "time"
 
     # The MCP check on (run_playbook turns it off): KWOK's pods do not answer, but every request must be allowed.
-    status = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": namespace,
-                                                             "toolhive_mcp_check": True}, env=env)
+    status = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": namespace, "toolhive_mcp_check": True},
+                          env=env)
     assert recap(status.output)["failed"] == 0, status.output[-4000:]
     report = " ".join(status.output.split())  # the YAML callback folds long lines
     assert re.search(rf"VirtualMCPServer {namespace}/gateway: phase Ready; vmcp Deployment/gateway 3/3 ready", report)

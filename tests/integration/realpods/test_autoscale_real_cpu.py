@@ -309,8 +309,10 @@ def test_hpa_scales_the_gateway_up_under_load_and_down_after(deployed, kubectl, 
     print(f"toolhive.k8s.status: hpas {server['hpas']}, workloads {server['workloads']}, findings {server['findings']}")
     assert peak > CPU_PERCENT, readings
     assert loaded > CPU_REQUEST_MILLI * CPU_PERCENT / 100, loaded
-    # Under a steady load metrics-server's reading is the kernel's count (measured within 10% of each other).
-    assert abs(loaded - kernel * 1000) <= 0.3 * kernel * 1000, (loaded, kernel * 1000)
+    # The kernel's count is the pod's average since the load began; metrics-server's, its last window, after the
+    # HPA spread the load over more pods (the idle-time agreement is test_metrics_server_reads_the_real_cpu_...):
+    # the same order of magnitude, not the same figure (seen: 14.8m against an average of 32.6m).
+    assert kernel * 1000 / 4 <= loaded <= kernel * 1000 * 4, (loaded, kernel * 1000)
     hpa = server["hpas"]["vmcp"]
     assert hpa["name"] == GATEWAY and hpa["max_replicas"] == 3 and hpa["desired_replicas"] > 1, hpa
     assert hpa["current_metrics"] and hpa["current_metrics"][0].startswith("cpu "), hpa

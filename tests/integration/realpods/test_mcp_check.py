@@ -218,7 +218,9 @@ def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_en
 
 
 def test_status_playbook_shows_the_check_on_each_line(deployed, run_playbook):
-    result = run_playbook(REPO / "playbooks" / "status.yml", extra_vars={"toolhive_namespace": deployed.namespace})
+    # The check on, as status.yml's default is (run_playbook turns it off for KWOK's silent pods).
+    result = run_playbook(REPO / "playbooks" / "status.yml",
+                          extra_vars={"toolhive_namespace": deployed.namespace, "toolhive_mcp_check": True})
     assert result.returncode == 0, result.output[-3000:]
     report = " ".join(result.output.split())
     assert f"VirtualMCPServer {deployed.namespace}/shared: phase" in report

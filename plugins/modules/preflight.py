@@ -21,8 +21,8 @@ description:
     storage (unless O(allow_without_session_storage), then it warns); that every C(sessionStorage.keyPrefix) ends
     with C(:) and a Redis provider has an address; that no two servers of different kinds (MCPServer,
     VirtualMCPServer, MCPRemoteProxy) share a name in one namespace (among the manifests and against the cluster);
-    that every C(sessionStorage.passwordRef) names an existing Secret and key (or one in O(pending_secrets)); and that no workload given an HPA (O(autoscaled)) has its
-    replica field set; that a deploy would not undo a replica count changed since the last deploy (by
+    that every C(sessionStorage.passwordRef) names an existing Secret and key (or one in O(pending_secrets)); and
+    that no workload given an HPA (O(autoscaled)) has its replica field set; that a deploy would not undo a replica count changed since the last deploy (by
     M(toolhive.k8s.scale), M(toolhive.k8s.autoscale) releasing it, or kubectl - read from C(managedFields)) nor set
     a replica count on a workload an existing HPA scales.
 author:

@@ -57,15 +57,6 @@ class Writes:
                 and "dryRun=All" not in e["requestURI"]]  # a server-side dry run writes nothing
 
 
-@pytest.fixture
-def fresh_namespace(kubectl, namespace):
-    """The roles create the namespace themselves: hand them a name that does not exist yet."""
-    kubectl("delete", "namespace", namespace, "--wait=false")
-    name = namespace + "-d"
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
 def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook, kubectl, fresh_namespace):
     ns = fresh_namespace
     check = run_playbook(PLAYBOOK, "--check", "--diff", extra_vars=example(ns))

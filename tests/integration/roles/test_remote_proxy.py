@@ -22,15 +22,6 @@ def remote(namespace, **overrides):
     return deploy_vars
 
 
-@pytest.fixture
-def fresh_namespace(kubectl, namespace):
-    """The playbook creates the namespace itself: a name that does not exist yet."""
-    kubectl("delete", "namespace", namespace, "--wait=false")
-    name = namespace + "-r"
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
 def test_a_remote_proxy_deploys_with_redis_scales_autoscales_and_goes(run_playbook, kubectl, fresh_namespace):
     ns = fresh_namespace
     first = run_playbook(PLAYBOOK, extra_vars=remote(ns))

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
@@ -67,8 +68,8 @@ def shown(obj):
 
 
 class Applier:
-    def __init__(self, client, check_mode=False, diff=False):
-        self.client, self.check_mode, self.diff = client, check_mode, diff
+    def __init__(self, client, check_mode=False):
+        self.client, self.check_mode = client, check_mode
 
     def ensure_namespaces(self, names):
         """Create the namespaces that do not exist; returns those created (or, in check mode, to be created)."""
@@ -173,8 +174,6 @@ class Applier:
         return results
 
     def wait_gone(self, results, timeout):
-        import time
-
         deadline = time.time() + timeout
         for result in results:
             if result["action"] != "deleted" or self.check_mode:

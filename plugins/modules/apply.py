@@ -206,7 +206,7 @@ def run(module, client):
     if problems:
         module.fail_json(msg="%d object(s) refused before any write:\n- %s" % (len(problems), "\n- ".join(problems)),
                          problems=problems)
-    applier = Applier(client, check_mode=module.check_mode, diff=module._diff)
+    applier = Applier(client, check_mode=module.check_mode)
     return (present if params["state"] == "present" else absent)(module, applier, params)
 
 

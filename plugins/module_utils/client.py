@@ -18,6 +18,7 @@ import json
 import os
 import ssl
 import tempfile
+import threading
 import time
 from urllib.parse import urlencode
 
@@ -232,6 +233,26 @@ def resolve_connection(params):
     return connection
 
 
+# urllib3 calls set_alpn_protocols() on the shared SSLContext for every new connection; CPython frees the old
+# protocol list there while another thread's SSL_new() may be copying it (python/cpython#141012). The garbage
+# ALPN extension that results makes the API server answer "tlsv1 alert decode error" now and then. New
+# connections (not requests) are therefore made one at a time: a handful per run, a few milliseconds each.
+_TLS_SETUP = threading.Lock()
+
+
+def _serialized_tls_pool(urllib3):
+    """An HTTPS connection pool whose new connections do their TLS setup one at a time (see _TLS_SETUP)."""
+    class SerializedTLSConnection(urllib3.connection.HTTPSConnection):
+        def connect(self):
+            with _TLS_SETUP:
+                super(SerializedTLSConnection, self).connect()
+
+    class SerializedTLSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = SerializedTLSConnection
+
+    return SerializedTLSPool
+
+
 class K8sClient:
     """JSON requests to the API server, with API errors turned into K8sError."""
 
@@ -250,6 +271,7 @@ class K8sClient:
             self.pool = urllib3.ProxyManager(connection.proxy, **kwargs)
         else:
             self.pool = urllib3.PoolManager(**kwargs)
+        self.pool.pool_classes_by_scheme = dict(self.pool.pool_classes_by_scheme, https=_serialized_tls_pool(urllib3))
 
     def _ssl_context(self):
         conn = self.connection

@@ -81,12 +81,19 @@ class Sentinel:
             answers[pod] = self.pod_of.get(answer[0], "\n".join(answer))
         return answers
 
-    def master(self):
-        """The master every Sentinel names and that says so itself (waited for)."""
+    def master(self, timeout=150):
+        """The master every Sentinel names and that says so itself (waited for). The default timeout allows for
+        a failover attempt that stalls: a Sentinel retries only after failover-timeout (60 s) has passed."""
+        seen = {}
+
         def agreed():
-            named = set(self.masters_named().values())
-            return len(named) == 1 and self.roles().get(next(iter(named))) == "master" and next(iter(named))
-        return wait_until("the three Sentinels to agree on a master that says it is one", agreed, timeout=60)
+            seen["named"], seen["roles"] = self.masters_named(), self.roles()
+            named = set(seen["named"].values())
+            return len(named) == 1 and seen["roles"].get(next(iter(named))) == "master" and next(iter(named))
+        try:
+            return wait_until("the three Sentinels to agree on a master that says it is one", agreed, timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the Sentinels named {seen.get('named')}, the pods said {seen.get('roles')}")
 
     def replicas_synced(self, master):
         """Every other pod is a replica of MASTER with its link up (waited for)."""

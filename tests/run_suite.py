@@ -106,7 +106,9 @@ def main():
     elif cluster_answers(env):
         ignored = [f"--ignore={path}" for path in REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST]]
         suite.pytest("integration", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
-                     extra=("-n", "2", *ignored))
+                     extra=("-n", "2", "-m", "not serial", *ignored))
+        suite.pytest("integration (serial)", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
+                     extra=("-m", "serial", *ignored))
         for scenario in molecule_scenarios():
             suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
         # kind needs Docker: here only its playbooks' syntax is checked (ansible-lint covers the rest).

@@ -25,8 +25,23 @@ def is_stdio(kind, spec):
 
 
 def has_redis(spec):
+    """Redis session storage in the resource itself."""
     storage = (spec or {}).get("sessionStorage") or {}
     return storage.get("provider") == "redis"
+
+
+def uses_operator_redis(kind, spec, operator_redis):
+    """Whether the operator's global Redis default (operator.default_redis(), or None) serves this resource's
+    sessions: an MCPServer gets it unless its sessionStorage is Redis, the other kinds only without any."""
+    if not operator_redis:
+        return False
+    if kind == "MCPServer":
+        return not has_redis(spec)
+    return not (spec or {}).get("sessionStorage")
+
+
+def shares_sessions(kind, spec, operator_redis=None):
+    return has_redis(spec) or uses_operator_redis(kind, spec, operator_redis)
 
 
 def field_for_target(kind, target):
@@ -48,11 +63,12 @@ def stdio_replica_problem(kind, spec, field, replicas):
     return None
 
 
-def session_storage_problem(kind, spec, field, replicas):
-    if replicas is not None and replicas > 1 and not has_redis(spec):
+def session_storage_problem(kind, spec, field, replicas, operator_redis=None):
+    if replicas is not None and replicas > 1 and not shares_sessions(kind, spec, operator_redis):
         return ("spec.%s=%d without Redis session storage: each replica keeps its own sessions, so clients "
                 "lose them when routed to another pod (SessionStorageWarning). Fix: set "
                 "sessionStorage {provider: redis, address, keyPrefix, passwordRef} (role toolhive.k8s.redis), "
+                "give the operator a default Redis (role toolhive.k8s.operator, operator_default_redis), "
                 "or opt in explicitly with allow_without_session_storage: true" % (field, replicas))
     return None
 
@@ -73,11 +89,11 @@ def redis_address_problem(spec):
     return None
 
 
-def check_resource(manifest, autoscaled_fields=(), allow_without_session_storage=False):
+def check_resource(manifest, autoscaled_fields=(), allow_without_session_storage=False, operator_redis=None):
     """Problems of one rendered ToolHive manifest: (errors, warnings), each naming field and fix.
 
     autoscaled_fields: the replica fields ("replicas"/"backendReplicas") of this
-    resource whose workload the same play gives an HPA.
+    resource whose workload the same play gives an HPA. operator_redis: the operator's global Redis default.
     """
     kind = manifest.get("kind")
     meta = manifest.get("metadata") or {}
@@ -96,7 +112,7 @@ def check_resource(manifest, autoscaled_fields=(), allow_without_session_storage
             errors.append(prefix + "spec.%s=%d is set while this play gives the workload an HPA: the operator "
                                    "and the HPA would fight over the count. Fix: leave %s out of the resource "
                                    "when autoscaling it" % (field, replicas, field))
-        problem = session_storage_problem(kind, spec, field, replicas)
+        problem = session_storage_problem(kind, spec, field, replicas, operator_redis)
         if problem:
             (warnings if allow_without_session_storage else errors).append(prefix + problem)
     for problem in (key_prefix_problem(spec), redis_address_problem(spec)):
@@ -105,17 +121,22 @@ def check_resource(manifest, autoscaled_fields=(), allow_without_session_storage
     return errors, warnings
 
 
-def findings(kind, spec, workloads, hpas):
+def findings(kind, spec, workloads, hpas, operator_redis=None):
     """Plain sentences about a deployed resource: what will hurt, and why.
 
-    workloads: {role: {"spec": n, "ready": n, ...}}; hpas: {role: hpa dict}.
+    workloads: {role: {"spec": n, "ready": n, ...}}; hpas: {role: hpa dict}; operator_redis: the operator's
+    global Redis default (operator.default_redis()), or None.
     """
     spec = spec or {}
     sentences = []
     counts = [w.get("spec") or 0 for w in workloads.values()] + \
              [spec.get(f) or 0 for f in replica_fields(kind)]
     most = max(counts or [0])
-    if most > 1 and not has_redis(spec):
+    if most > 1 and uses_operator_redis(kind, spec, operator_redis):
+        sentences.append("%d replicas share sessions through the operator's default Redis %s (%s); the operator's "
+                         "SessionStorageWarning condition does not know that default." %
+                         (most, operator_redis["address"], operator_redis["source"]))
+    elif most > 1 and not has_redis(spec):
         sentences.append("%d replicas without Redis session storage: sessions are not shared between pods."
                          % most)
     for role, hpa in hpas.items():

@@ -13,11 +13,10 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils import operator
 
 OLDEST = (0, 44, 0)  # the oldest release every test has run against (docs/toolhive-versions.md)
 NEWEST = (0, 63, 0)  # the newest release whose CRDs validate every rendered manifest (tests/newest_crds)
-OPERATOR_SELECTOR = "app.kubernetes.io/name=toolhive-operator"  # the Helm chart's selector label
 
 # (first release, CRD plural, field path in its v1beta1 schema), newest first. Only releases the Go proxy
 # serves were read: a field may have come in a refused release just before the one named.
@@ -112,18 +111,14 @@ def problem(release=None, exact=True, source="", marker=None):
     return None
 
 
-def operator_release(client, crds):
+def operator_release(client, crds, operator_deployments=None):
     """{release, exact, source, marker} for the cluster: a Deployment's exact release, else the CRDs' bound.
 
-    crds is {plural: CRD or None}; more are read as the markers need. Listing Deployments cluster-wide may be
-    forbidden (a namespaced AWX role): then the CRDs decide."""
-    try:
-        found = client.get("/apis/apps/v1/deployments", labelSelector=OPERATOR_SELECTOR).get("items", [])
-    except K8sError as exc:
-        if exc.status not in (401, 403, 404):
-            raise
-        found = []
-    for deployment in found:
+    crds is {plural: CRD or None}; more are read as the markers need. operator_deployments: as
+    operator.deployments() (read here when not given); none found (listing may be forbidden): the CRDs decide."""
+    if operator_deployments is None:
+        operator_deployments = operator.deployments(client)
+    for deployment in operator_deployments:
         release = release_from_deployment(deployment)
         if release:
             meta = deployment["metadata"]
@@ -137,9 +132,9 @@ def operator_release(client, crds):
     return dict(release=release, exact=False, marker=marker, source="its CRDs")
 
 
-def check_operator(client, checks):
+def check_operator(client, checks, operator_deployments=None):
     """[problem] or [] for preflight; a supported release is added to checks."""
-    found = operator_release(client, {})
+    found = operator_release(client, {}, operator_deployments)
     refusal = problem(found["release"], found["exact"], found["source"], found["marker"])
     if refusal:
         return [refusal]

@@ -19,7 +19,7 @@ description:
   - Refuses when the resource sets C(spec.replicas) (C(spec.backendReplicas) for the backend), since the operator
     would reset the count the HPA sets. O(release_replicas=true) removes that field so the operator leaves
     the count to the HPA. Refuses stdio MCPServers (the operator keeps them at 1 replica).
-  - Warns when the server has no Redis session storage.
+  - Warns when the server has no Redis session storage (its own, or the operator's global default).
   - O(state=absent) removes the HPA and nothing else.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
@@ -128,7 +128,7 @@ command:
   sample: kubectl autoscale deployment/gateway --namespace toolhive --min=2 --max=5 --cpu=70%
 """
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
@@ -221,7 +221,8 @@ def present(module, client, resource, workload):
         module.fail_json(msg=where + "spec.%s=%s is set, so the operator would reset whatever count the HPA picks. "
                                      "Fix: set release_replicas: true to remove spec.%s from the resource, or remove "
                                      "it yourself" % (field, spec[field], field))
-    if not guards.has_redis(spec):
+    if not guards.has_redis(spec) and not guards.uses_operator_redis(
+            kind, spec, operator.default_redis(operator.deployments(client))):
         module.warn(where + "no Redis session storage: with more than one replica each pod keeps its own sessions. "
                             "Set sessionStorage (role toolhive.k8s.redis).")
 

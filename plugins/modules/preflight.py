@@ -18,7 +18,8 @@ description:
     release (its Deployment's version label or image tag, else a lower bound from the fields its CRDs serve) is
     in the range this collection supports; that no stdio server asks
     for more than one replica (proxy or backend); that no server runs more than one replica without Redis session
-    storage (unless O(allow_without_session_storage), then it warns); that every C(sessionStorage.keyPrefix) ends
+    storage, its own or the operator's global default (C(TOOLHIVE_DEFAULT_REDIS_ADDR) on the operator's
+    Deployment) (unless O(allow_without_session_storage), then it warns); that every C(sessionStorage.keyPrefix) ends
     with C(:) and a Redis provider has an address; that no two servers of different kinds (MCPServer,
     VirtualMCPServer, MCPRemoteProxy) share a name in one namespace (among the manifests and against the cluster);
     that every C(sessionStorage.passwordRef) names an existing Secret and key (or one in O(pending_secrets)); and
@@ -137,7 +138,7 @@ problems:
   elements: str
 """
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, values, versions
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator, values, versions
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     GROUP, PLURALS, cr_path, crds_missing_message, hpa_path)
@@ -321,16 +322,21 @@ def run(module, client):
         key = (item["kind"], item["namespace"], item["name"])
         autoscaled.setdefault(key, set()).add(guards.field_for_target(item["kind"], item["target"]))
     servers = [r for r in resources if r["kind"] in guards.SCALED_KINDS]
+    operator_deployments = operator.deployments(client) if servers else []
+    operator_redis = operator.default_redis(operator_deployments)
+    if operator_redis:
+        checks.append("the operator's default Redis %s (%s) serves the servers without sessionStorage"
+                      % (operator_redis["address"], operator_redis["source"]))
     for manifest in servers:
         meta = manifest["metadata"]
         errors, accepted = guards.check_resource(manifest, autoscaled.get((manifest["kind"], meta["namespace"],
                                                                            meta["name"]), ()),
-                                                 params["allow_without_session_storage"])
+                                                 params["allow_without_session_storage"], operator_redis)
         problems.extend(errors)
         warnings.extend(accepted)
     served = check_crds(client, resources, problems, checks)
     if served:  # the operator's release, from its Deployment or its CRDs: outside the supported range, refused
-        problems.extend(versions.check_operator(client, checks))
+        problems.extend(versions.check_operator(client, checks, operator_deployments if servers else None))
     reader = ReadCache(client)  # every server names the same Secret, and each kind is listed once per namespace
     check_names(reader, servers, served, problems, checks)
     check_secrets(reader, servers, params["pending_secrets"], problems, checks)

@@ -19,7 +19,8 @@ description:
     C(kubectl scale) does. RV(method) says which.
   - Refuses, before writing anything, more than one replica of a stdio server, an HPA that targets the
     workload (it would undo the change) unless O(force), and more than one replica without Redis
-    session storage unless O(allow_without_session_storage).
+    session storage unless O(allow_without_session_storage). Redis counts when the resource sets it or when
+    the operator's global default (C(TOOLHIVE_DEFAULT_REDIS_ADDR) on its Deployment) serves the resource.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
@@ -145,7 +146,7 @@ command:
 
 import json
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
@@ -162,7 +163,7 @@ def kubectl_command(method, kind, name, namespace, field, replicas, workload, cu
     return command
 
 
-def refuse_spec(module, params, spec, field):
+def refuse_spec(module, client, params, spec, field):
     """Fail, before any lookup or write, for what the operator would undo."""
     kind, replicas = params["kind"], params["replicas"]
     where = guards.label(kind, params["namespace"], params["name"]) + ": "
@@ -170,6 +171,9 @@ def refuse_spec(module, params, spec, field):
     if problem:
         module.fail_json(msg=where + "refusing to scale to %d: %s" % (replicas, problem))
     problem = guards.session_storage_problem(kind, spec, field, replicas)
+    if problem:  # no Redis in the spec: the operator's global default may still serve the sessions
+        problem = guards.session_storage_problem(kind, spec, field, replicas,
+                                                 operator.default_redis(operator.deployments(client)))
     if problem:
         if not params["allow_without_session_storage"]:
             module.fail_json(msg=where + problem)
@@ -193,7 +197,7 @@ def write_scale(module, client):
     resource = get_resource(client, kind, name, namespace, params["api_version"])
     spec = resource.get("spec") or {}
     field = guards.field_for_target(kind, params["target"])
-    refuse_spec(module, params, spec, field)
+    refuse_spec(module, client, params, spec, field)
     workload = find_workload(client, kind, name, namespace, role_for_target(kind, params["target"]))
     if not workload.exists:
         module.fail_json(msg="%s: the operator has not created its %s %s yet (the backend StatefulSet is created "

@@ -130,6 +130,14 @@ resources:
     session_storage:
       description: spec.sessionStorage, or null.
       type: dict
+    operator_session_storage:
+      description:
+        - The operator's global Redis default (Helm C(operator.defaultRedis), env C(TOOLHIVE_DEFAULT_REDIS_ADDR))
+          when it serves this resource's sessions (no C(sessionStorage), or for an MCPServer none of provider
+          C(redis)), else null. The operator's C(SessionStorageWarning) condition does not know this default.
+      type: dict
+      sample: {address: "redis.toolhive-system.svc:6379", secret_name: redis, secret_key: redis-password,
+               source: Deployment toolhive-system/toolhive-operator}
     session_affinity:
       description: spec.sessionAffinity (ClientIP when unset).
       type: str
@@ -146,7 +154,7 @@ findings:
 
 import time
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
@@ -178,7 +186,7 @@ def describe(expected):
     return text
 
 
-def report(client, resource):
+def report(client, resource, operator_redis=None):
     kind, meta = resource["kind"], resource["metadata"]
     spec, status = resource.get("spec") or {}, resource.get("status") or {}
     workloads = [find_workload(client, kind, meta["name"], meta["namespace"], role) for role in roles_of(kind)]
@@ -194,10 +202,12 @@ def report(client, resource):
         "workloads": counts,
         "hpas": {role: hpa_summary(hpa) for role, hpa in hpas.items()},
         "session_storage": spec.get("sessionStorage"),
+        "operator_session_storage": operator_redis if guards.uses_operator_redis(kind, spec, operator_redis) else None,
         "session_affinity": spec.get("sessionAffinity") or "ClientIP",
         "transport": guards.transport(kind, spec),
         "findings": guards.findings(kind, spec, {r: c for r, c in counts.items() if c["exists"]},
-                                    {role: {"name": hpa["metadata"]["name"]} for role, hpa in hpas.items()}),
+                                    {role: {"name": hpa["metadata"]["name"]} for role, hpa in hpas.items()},
+                                    operator_redis),
     }
 
 
@@ -246,7 +256,8 @@ def run(module, client):
                              resources=[report(ReadCache(client), r) for r in resources])
         time.sleep(0.5)
     reader = ReadCache(client)
-    reports = [report(reader, r) for r in resources]
+    operator_redis = operator.default_redis(operator.deployments(client)) if resources else None
+    reports = [report(reader, r, operator_redis) for r in resources]
     findings = ["%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], f) for r in reports for f in r["findings"]]
     return dict(changed=False, resources=reports, findings=findings)
 

@@ -16,6 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 TESTBED_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: changes cluster-wide state (an operator Deployment); the suite runs "
+                                       "these alone, after the parallel run (-m serial)")
+
+
 def _kubeconfig():
     return os.environ.get("KUBECONFIG") or str(TESTBED_KUBECONFIG)
 

@@ -1,7 +1,7 @@
 """Pure logic: the guard rules, findings, condition matching, HPA comparison."""
 import pytest
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.modules.autoscale import contains
 from ansible_collections.toolhive.k8s.plugins.modules.status import condition_matches
 
@@ -103,3 +103,47 @@ def test_a_remote_proxy_is_guarded_like_the_other_kinds():
     text = " ".join(guards.findings("MCPRemoteProxy", {"replicas": 3}, {"proxy": {"spec": 3}}, {"proxy": {"name": "h"}}))
     assert "3 replicas without Redis" in text and "HPA h targets the proxy workload while spec.replicas=3" in text
     assert "sessionAffinity ClientIP with 3 replicas" in text and "stdio" not in text
+
+
+OPERATOR_REDIS = {"address": "sessions:6379", "secret_name": None, "secret_key": None, "source": "Deployment x/y"}
+
+
+@pytest.mark.parametrize("kind,storage,served", [
+    ("VirtualMCPServer", None, True), ("VirtualMCPServer", {"provider": "memory"}, False),
+    ("MCPRemoteProxy", None, True), ("MCPRemoteProxy", {"provider": "memory"}, False),
+    ("MCPServer", None, True), ("MCPServer", {"provider": "memory"}, True), ("MCPServer", REDIS, False),
+])
+def test_the_operator_default_serves_what_the_operator_gives_it_to(kind, storage, served):
+    """As the operator's controllers decide (v0.44.0 to v0.63.0): an MCPServer without provider redis, the
+    other kinds only without any sessionStorage."""
+    spec = {"sessionStorage": storage} if storage else {}
+    assert guards.uses_operator_redis(kind, spec, OPERATOR_REDIS) is served
+    assert guards.uses_operator_redis(kind, spec, None) is False
+    errors, _warnings = guards.check_resource(manifest(kind, transport="streamable-http", replicas=2, **spec),
+                                              operator_redis=OPERATOR_REDIS)
+    assert any("without Redis session storage" in e for e in errors) is not (served or storage == REDIS)
+
+
+def test_findings_name_the_operator_default_instead_of_missing_redis():
+    found = guards.findings("VirtualMCPServer", {"replicas": 2, "sessionAffinity": "None"},
+                            {"vmcp": {"spec": 2}}, {}, OPERATOR_REDIS)
+    assert found == ["2 replicas share sessions through the operator's default Redis sessions:6379 (Deployment x/y); "
+                     "the operator's SessionStorageWarning condition does not know that default."]
+
+
+def operator_deployment(env, name="toolhive-operator"):
+    return {"metadata": {"namespace": "toolhive-system", "name": name},
+            "spec": {"template": {"spec": {"containers": [{"name": "manager", "env": env}]}}}}
+
+
+def test_the_default_is_read_from_the_operators_env():
+    assert operator.default_redis([]) is None
+    assert operator.default_redis([operator_deployment([{"name": "GOGC", "value": "75"}])]) is None
+    found = operator.default_redis([operator_deployment([
+        {"name": "TOOLHIVE_DEFAULT_REDIS_ADDR", "value": "r:6379"},
+        {"name": "TOOLHIVE_DEFAULT_REDIS_SECRET_NAME", "value": "redis"}])])
+    assert found == {"address": "r:6379", "secret_name": "redis", "secret_key": "redis-password",
+                     "source": "Deployment toolhive-system/toolhive-operator"}  # the operator's own default key
+    from_map = operator.default_redis([operator_deployment([{"name": "TOOLHIVE_DEFAULT_REDIS_ADDR", "valueFrom": {
+        "configMapKeyRef": {"name": "redis", "key": "addr"}}}])])
+    assert from_map["address"] == "(from ConfigMap redis, key addr)" and from_map["secret_name"] is None

@@ -1,7 +1,7 @@
 """The operator's release: parsed from a Deployment or bounded by the CRDs, and the supported range."""
 import pytest
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import versions
+from ansible_collections.toolhive.k8s.plugins.module_utils import operator, versions
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 
 
@@ -80,7 +80,7 @@ class FakeClient:
         self.deployments, self.crds, self.list_status = deployments or [], crds or {}, list_status
 
     def get(self, path, **params):
-        assert path == "/apis/apps/v1/deployments" and params == {"labelSelector": versions.OPERATOR_SELECTOR}
+        assert path == "/apis/apps/v1/deployments" and params == {"labelSelector": operator.SELECTOR}
         if self.list_status:
             raise K8sError("forbidden", status=self.list_status)
         return {"items": self.deployments}

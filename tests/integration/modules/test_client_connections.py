@@ -40,7 +40,7 @@ def connect_intervals(client, monkeypatch):
         barrier.wait()
         answers.append(client.get("/api/v1/namespaces/default"))
 
-    threads = [threading.Thread(target=one) for _ in range(THREADS)]
+    threads = [threading.Thread(target=one) for _thread in range(THREADS)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -12,7 +12,9 @@ description:
   - Returns the C(sessionStorage) block for one MCPServer, VirtualMCPServer or MCPRemoteProxy.
   - An explicit block (the server's C(session_storage)) wins; C(false) means none. Otherwise, when the redis role ran
     (its C(redis_connection) fact), Redis with a C(keyPrefix) of its own per server, C(thv:NAMESPACE:KIND:NAME:),
-    so several servers can share one Redis.
+    so several servers can share one Redis. When that Redis serves TLS (C(redis_connection.tls_ca_secret)), the
+    block has C(tls.caCertSecretRef) to its CA (a field of ToolHive v0.55.1 and later; C(toolhive.k8s.preflight)
+    refuses it on older CRDs).
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 positional: redis, kind, namespace
@@ -54,13 +56,16 @@ def session_storage(explicit, redis=None, kind="mcp", namespace="", name=""):
         return explicit
     if not redis or redis.get("mode", "standalone") != "standalone":
         return None  # sessionStorage speaks to a standalone Redis only
-    return {
+    storage = {
         "provider": "redis",
         "address": redis["address"],
         "db": 0,
         "keyPrefix": "thv:%s:%s:%s:" % (namespace, kind, name),
         "passwordRef": {"name": redis["password_secret"], "key": redis["password_key"]},
     }
+    if redis.get("tls_ca_secret"):
+        storage["tls"] = {"caCertSecretRef": {"name": redis["tls_ca_secret"], "key": "ca.crt"}}
+    return storage
 
 
 class FilterModule(object):

@@ -363,6 +363,7 @@ VARIABLE_RULES = {
     "redis_sentinel_master_name": redis_token,
     "redis_acl_user": redis_token,
     "redis_tls_secret": _rule(re.compile(r"^$|" + DNS_SUBDOMAIN.pattern), "empty or a Secret name", 253),
+    "redis_tls_days": integer(1, 3650, "a certificate validity in days"),
     "redis_auth_config": auth_config,
     "vmcp_namespace": namespace,
     "vmcp_group": name,

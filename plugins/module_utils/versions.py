@@ -87,6 +87,36 @@ def has_field(crd, path):
     return False
 
 
+def _unknown(schema, value, path):
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if properties is None:  # a map: its values follow additionalProperties
+            extra = schema.get("additionalProperties")
+            return [found for key, item in sorted(value.items()) for found in _unknown(extra, item, path + "." + key)]
+        unknown = []
+        for key, item in sorted(value.items()):
+            if key not in properties:
+                unknown.append(path + "." + key)
+            else:
+                unknown.extend(_unknown(properties[key], item, path + "." + key))
+        return unknown
+    if isinstance(value, list):
+        return [found for item in value for found in _unknown(schema.get("items"), item, path + "[]")]
+    return []
+
+
+def unknown_fields(crd, version, spec):
+    """The dotted paths of SPEC that the CRD's schema for VERSION does not have (the API server would drop them
+    without a word: structural schemas prune unknown fields)."""
+    for served in (crd or {}).get("spec", {}).get("versions", []):
+        if served.get("name") == version:
+            schema = ((served.get("schema") or {}).get("openAPIV3Schema") or {}).get("properties", {}).get("spec")
+            return _unknown(schema, spec or {}, "spec") if schema else []
+    return []
+
+
 def release_from_crds(crds):
     """(lower bound, marker) from {plural: CRD}: the first release of the newest marker field the CRDs serve;
     (None, oldest marker) when they serve none, i.e. older than the oldest marker's release."""

@@ -173,7 +173,8 @@ def check_scope(index, manifest, namespaces):
 
 
 def check_crds(client, resources, problems, checks):
-    """{kind: served} for the manifests' ToolHive kinds and API versions."""
+    """{kind: CRD} for the manifests' ToolHive kinds and API versions the cluster serves; a field a manifest sets
+    that the CRD does not have is a problem (the API server would drop it silently)."""
     served = {}
     missing = []
     for kind, version in sorted({(r.get("kind"), r.get("apiVersion", "").split("/")[-1]) for r in resources
@@ -183,14 +184,22 @@ def check_crds(client, resources, problems, checks):
         if crd is None:
             missing.append(kind)
             continue
-        versions = [v["name"] for v in crd["spec"]["versions"] if v.get("served")]
-        if version not in versions:
+        offered = [v["name"] for v in crd["spec"]["versions"] if v.get("served")]
+        if version not in offered:
             crd_name = "%s.%s" % (PLURALS[kind], GROUP)
             problems.append("CRD %s does not serve %s (it serves %s). Fix: set the API version variable to one of "
-                            "those, or upgrade the ToolHive operator" % (crd_name, version, ", ".join(versions)))
+                            "those, or upgrade the ToolHive operator" % (crd_name, version, ", ".join(offered)))
             continue
-        served[kind] = True
+        served[kind] = crd
         checks.append("CRD %s.%s serves %s" % (PLURALS[kind], GROUP, version))
+    for manifest in resources:
+        kind, version = manifest.get("kind"), manifest.get("apiVersion", "").split("/")[-1]
+        for path in versions.unknown_fields(served.get(kind), version, manifest.get("spec")):
+            meta = manifest.get("metadata") or {}
+            problems.append("%s %s/%s: %s is not a field of this cluster's ToolHive CRDs (%s.%s %s): the API server "
+                            "would drop it without a word. Fix: install a ToolHive release that has it "
+                            "(docs/toolhive-versions.md says which release brought each field), or leave it out"
+                            % (kind, meta.get("namespace"), meta.get("name"), path, PLURALS[kind], GROUP, version))
     if missing:
         problems.append(crds_missing_message(missing))
     return served
@@ -281,30 +290,36 @@ def find_missing(reader, resources):
     return missing
 
 
+def secret_refs(manifest):
+    """(field, {name, key}) of each Secret a server's session storage reads: its password, its CA."""
+    storage = (manifest.get("spec") or {}).get("sessionStorage") or {}
+    refs = [("spec.sessionStorage.passwordRef", storage.get("passwordRef")),
+            ("spec.sessionStorage.tls.caCertSecretRef", (storage.get("tls") or {}).get("caCertSecretRef"))]
+    return [(field, ref) for field, ref in refs if ref]
+
+
 def check_secrets(reader, servers, pending, problems, checks):
     pending_keys = {(p["namespace"], p["name"], p.get("key")) for p in pending}
     pending_names = {(p["namespace"], p["name"]) for p in pending}
     for manifest in servers:
         meta = manifest["metadata"]
-        ref = ((manifest.get("spec") or {}).get("sessionStorage") or {}).get("passwordRef")
-        if not ref:
-            continue
-        namespace, secret_name, key = meta.get("namespace"), ref.get("name"), ref.get("key")
-        where = guards.label(manifest["kind"], namespace, meta["name"]) + ": spec.sessionStorage.passwordRef "
-        if (namespace, secret_name, key) in pending_keys or ((namespace, secret_name) in pending_names and not key):
-            continue
-        secret = reader.get_or_none("/api/v1/namespaces/%s/secrets/%s"
-                                    % (namespace, values.path_segment(secret_name, "passwordRef.name")))
-        if secret is None:
-            problems.append(where + "names Secret %s, which does not exist in %s. Fix: create it (the role "
-                                    "toolhive.k8s.redis does) or point passwordRef at the Redis password Secret"
-                            % (secret_name, namespace))
-        elif key not in (secret.get("data") or {}):
-            problems.append(where + "names key %r, which Secret %s/%s does not have (it has: %s). Fix: use one of "
-                                    "those keys" % (key, namespace, secret_name,
-                                                    ", ".join(sorted(secret.get("data") or {})) or "none"))
-        elif "Secret %s/%s has key %s" % (namespace, secret_name, key) not in checks:
-            checks.append("Secret %s/%s has key %s" % (namespace, secret_name, key))
+        for field, ref in secret_refs(manifest):
+            namespace, secret_name, key = meta.get("namespace"), ref.get("name"), ref.get("key")
+            where = guards.label(manifest["kind"], namespace, meta["name"]) + ": %s " % field
+            if (namespace, secret_name, key) in pending_keys or ((namespace, secret_name) in pending_names and not key):
+                continue
+            secret = reader.get_or_none("/api/v1/namespaces/%s/secrets/%s"
+                                        % (namespace, values.path_segment(secret_name, field + ".name")))
+            if secret is None:
+                problems.append(where + "names Secret %s, which does not exist in %s. Fix: create it (the role "
+                                        "toolhive.k8s.redis does) or point %s at the Secret Redis uses"
+                                % (secret_name, namespace, field.rsplit(".", 1)[-1]))
+            elif key not in (secret.get("data") or {}):
+                problems.append(where + "names key %r, which Secret %s/%s does not have (it has: %s). Fix: use one "
+                                        "of those keys" % (key, namespace, secret_name,
+                                                           ", ".join(sorted(secret.get("data") or {})) or "none"))
+            elif "Secret %s/%s has key %s" % (namespace, secret_name, key) not in checks:
+                checks.append("Secret %s/%s has key %s" % (namespace, secret_name, key))
 
 
 def run(module, client):

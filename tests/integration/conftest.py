@@ -95,7 +95,8 @@ def run_playbook(ansible_env):
     return run
 
 
-AUDIT_LOG = REPO / ".cluster" / "logs" / "audit.log"
+# The test bed keeps its audit log beside its kubeconfig (testbed/cluster.sh: STATE/logs/audit.log).
+AUDIT_LOG = Path(_kubeconfig()).parent / "logs" / "audit.log"
 
 
 class Audit:

@@ -75,10 +75,11 @@ def namespace(kubectl):
 
 @pytest.fixture(scope="session")
 def deploy_check(newest_bed):
-    """deploy_check(vars...): `ansible-playbook playbooks/deploy.yml --check` on the bed; stdout+stderr in .output."""
+    """deploy_check(vars..., diff=False): `ansible-playbook playbooks/deploy.yml --check [--diff]` on the bed;
+    stdout+stderr in .output."""
 
-    def run(*var_args):
-        cmd = ["ansible-playbook", "playbooks/deploy.yml", "--check"]
+    def run(*var_args, diff=False):
+        cmd = ["ansible-playbook", "playbooks/deploy.yml", "--check"] + (["--diff"] if diff else [])
         for item in var_args:
             cmd += ["-e", item if isinstance(item, str) else json.dumps(item)]
         env = dict(os.environ, KUBECONFIG=newest_bed, K8S_AUTH_KUBECONFIG=newest_bed,

@@ -132,6 +132,20 @@ def test_a_wide_job_is_accepted(deploy_check, audit, wide_namespace):
         ("statefulsets", "auth-redis"), ("statefulsets", "auth-redis-sentinel")])
 
 
+def test_servers_over_tls_to_the_roles_redis_are_accepted(deploy_check, audit, namespace):
+    """redis_tls: the generated CA wired into every server's sessionStorage.tls.caCertSecretRef (refused on the
+    operator's older CRDs before any write: tests/integration/roles/test_redis_tls.py)."""
+    since = audit()
+    result = deploy_check("@playbooks/vars/example.yml", {"toolhive_namespace": namespace, "redis_tls": True},
+                          diff=True)
+    assert result.returncode == 0 and recap(result.output)["failed"] == 0, result.output[-4000:]
+    wired = re.findall(r"caCertSecretRef:\s*\n[+\s]*key: ca.crt\s*\n[+\s]*name: toolhive-redis-tls", result.output)
+    assert len(wired) == 3, result.output[-6000:]  # the diff shows it in the gateway's and both servers' specs
+    assert_all_dry_run_and_accepted(since.events(), namespace, [
+        ("secrets", "toolhive-redis-tls"), ("virtualmcpservers", "gateway"), ("mcpservers", "everything"),
+        ("mcpservers", "time")])
+
+
 def rejected(events, namespace, key):
     return [code for dry, code in writes(events, namespace).get(key, []) if dry and code == 422]
 

@@ -49,12 +49,13 @@ BASE = {
         "redis_maxmemory": "256mb", "redis_maxmemory_policy": "allkeys-lru", "redis_persistence": True,
         "redis_storage_class": "fast", "redis_storage_size": "1Gi", "redis_password_secret": "s",
         "redis_password_key": "k", "redis_resources": {}, "redis_network_policy": True,
+        "pipeline_redis_tls_secret": "tls",
     }),
     "sentinel": ("roles/redis/templates/sentinel.yaml.j2", {
         "redis_name": "r", "redis_namespace": "ns", "redis_image": "redis:7", "redis_port": 6379,
         "redis_maxmemory": "256mb", "redis_maxmemory_policy": "allkeys-lru", "redis_password_secret": "s",
         "redis_password_key": "k", "redis_resources": {}, "redis_sentinel_replicas": 1, "redis_sentinel_quorum": 2,
-        "redis_sentinel_master_name": "m", "redis_disable_default_user": True, "redis_tls_secret": "tls",
+        "redis_sentinel_master_name": "m", "redis_disable_default_user": True, "pipeline_redis_tls_secret": "tls",
         "redis_sentinel_discovery_without_auth": True,
         "redis_api_version": "v1beta1",
         "redis_auth_config": {"name": "auth", "embedded_auth_server": {"issuer": "https://i"}},
@@ -81,10 +82,10 @@ STRING_VALUES = [
     ("standalone", ("redis_name",)), ("standalone", ("redis_namespace",)), ("standalone", ("redis_image",)),
     ("standalone", ("redis_password_secret",)), ("standalone", ("redis_password_key",)),
     ("standalone", ("redis_storage_class",)), ("standalone", ("redis_storage_size",)),
-    ("standalone", ("redis_maxmemory",)),
+    ("standalone", ("redis_maxmemory",)), ("standalone", ("pipeline_redis_tls_secret",)),
     ("sentinel", ("redis_name",)), ("sentinel", ("redis_namespace",)), ("sentinel", ("redis_image",)),
     ("sentinel", ("redis_password_secret",)), ("sentinel", ("redis_password_key",)),
-    ("sentinel", ("redis_tls_secret",)), ("sentinel", ("redis_sentinel_master_name",)),
+    ("sentinel", ("pipeline_redis_tls_secret",)), ("sentinel", ("redis_sentinel_master_name",)),
     ("sentinel", ("redis_auth_config", "name")),
 ]
 

@@ -27,20 +27,8 @@ author:
 extends_documentation_fragment:
   - toolhive.k8s.auth
   - toolhive.k8s.attributes.writes
+  - toolhive.k8s.generated_secret
 options:
-  name:
-    description: Name of the Secret.
-    type: str
-    required: true
-  namespace:
-    description: Namespace of the Secret.
-    type: str
-    required: true
-  state:
-    description: C(present) creates the Secret when missing; C(absent) deletes it if the collection created it.
-    type: str
-    choices: [present, absent]
-    default: present
   keys:
     description: Keys that hold a generated password.
     type: list
@@ -54,10 +42,6 @@ options:
     description: Length of each generated password (letters and digits).
     type: int
     default: 32
-  labels:
-    description: Labels of a created Secret (C(app.kubernetes.io/managed-by=toolhive.k8s) is always added).
-    type: dict
-    default: {}
   used_by:
     description: Workloads that read the Secret; while one exists, a missing Secret is an error unless O(regenerate).
     type: list

@@ -27,20 +27,8 @@ requirements:
 extends_documentation_fragment:
   - toolhive.k8s.auth
   - toolhive.k8s.attributes.writes
+  - toolhive.k8s.generated_secret
 options:
-  name:
-    description: Name of the Secret.
-    type: str
-    required: true
-  namespace:
-    description: Namespace of the Secret.
-    type: str
-    required: true
-  state:
-    description: C(present) creates the Secret when missing; C(absent) deletes it if the collection created it.
-    type: str
-    choices: [present, absent]
-    default: present
   dns_names:
     description:
       - The names clients use to reach the server (its Service's names, C(*.headless.NAMESPACE.svc.cluster.local)
@@ -52,10 +40,6 @@ options:
     description: Validity of the CA and the server certificate, in days.
     type: int
     default: 825
-  labels:
-    description: Labels of a created Secret (C(app.kubernetes.io/managed-by=toolhive.k8s) is always added).
-    type: dict
-    default: {}
 attributes:
   diff_mode:
     support: none

@@ -89,6 +89,7 @@ not_after:
 
 import base64
 import datetime
+import secrets
 
 try:
     from cryptography import x509
@@ -118,7 +119,9 @@ def generate(dns_names, days, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "toolhive.k8s Redis CA")])
+    # A name of its own per CA: clients that hold several CAs pick the issuer by name.
+    unique = "toolhive.k8s CA %s %s" % (secrets.token_hex(4), dns_names[0])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, unique[:64])])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
           .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)

@@ -13,12 +13,22 @@ from .podclient import api_credentials
 
 @contextlib.asynccontextmanager
 async def service_session(kubeconfig, namespace, service, port, path="mcp", client_name="toolhive.k8s-realpods"):
-    """Yields an initialized ClientSession on SERVICE:PORT/PATH in NAMESPACE."""
+    """Yields an initialized ClientSession on SERVICE:PORT/PATH in NAMESPACE. Its `errors` lists every HTTP error
+    answer (status, body): the SDK turns them into a generic "Server returned an error response"."""
     server, tls = api_credentials(kubeconfig)
     url = f"{server}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path}"
-    async with httpx2.AsyncClient(verify=tls, timeout=httpx2.Timeout(30, read=60)) as client:
+    errors = []
+
+    async def keep_errors(response):
+        if response.status_code >= 400:
+            await response.aread()
+            errors.append((response.status_code, response.text[:500]))
+
+    async with httpx2.AsyncClient(verify=tls, timeout=httpx2.Timeout(30, read=60),
+                                  event_hooks={"response": [keep_errors]}) as client:
         async with streamable_http_client(url, http_client=client) as (read, write):
             async with ClientSession(read, write, client_info=Implementation(name=client_name, version="1")) as session:
+                session.errors = errors
                 await session.initialize()
                 yield session
 

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 import yaml
+from mcp.shared.exceptions import MCPError
 
 from .conftest import REPO, deploy
 from .podclient import run
@@ -94,16 +95,27 @@ def test_the_deploy_playbooks_mcp_check_passed(deployed):
 
 
 async def gateway_calls(kubeconfig, namespace, service):
-    """One session through the gateway's Service: tools/list, time's get_current_time for UTC, everything's echo."""
+    """One session through the gateway's Service: tools/list, time's get_current_time for UTC, everything's echo.
+    A failed call is an MCPError whose message the SDK made up: the HTTP answers behind it are added."""
     async with service_session(kubeconfig, namespace, service, GATEWAY_PORT) as session:
-        tools = sorted(t.name for t in (await session.list_tools()).tools)
-        now = await session.call_tool("time_get_current_time", {"timezone": "UTC"})
-        echo = await session.call_tool("everything_echo", {"message": "from the example test"})
+        try:
+            tools = sorted(t.name for t in (await session.list_tools()).tools)
+            now = await session.call_tool("time_get_current_time", {"timezone": "UTC"})
+            echo = await session.call_tool("everything_echo", {"message": "from the example test"})
+        except MCPError as exc:
+            raise AssertionError(f"{exc}; the HTTP error answers of this session: {session.errors}") from None
         return tools, now, echo
 
 
 def test_a_real_client_reaches_both_backends_through_the_gateway_service(deployed, kubeconfig):
-    tools, now, echo = run(gateway_calls(kubeconfig, deployed.namespace, deployed.gateway))
+    # Seen once in CI right after the deploy (1 run of 3): a call answered with an HTTP error the SDK hid. The
+    # session is tried a second time, and the first failure, with the HTTP answers behind it, is printed.
+    try:
+        tools, now, echo = run(gateway_calls(kubeconfig, deployed.namespace, deployed.gateway))
+    except (AssertionError, BaseExceptionGroup) as first:  # noqa: F821 (Python 3.11 builtin)
+        print(f"\nfirst session through the gateway failed, trying once more in 5 s: {first!r}")
+        time.sleep(5)
+        tools, now, echo = run(gateway_calls(kubeconfig, deployed.namespace, deployed.gateway))
     print(tools)
     # The gateway prefixes each backend's tools with the MCPServer's name.
     assert {"time_get_current_time", "time_convert_time"} <= set(tools), tools

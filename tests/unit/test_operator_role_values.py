@@ -1,0 +1,30 @@
+"""Pure logic: operator_default_redis becomes the chart's operator.defaultRedis values (roles/operator/vars)."""
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+from ansible.template import Templar, trust_as_template
+
+REPO = Path(__file__).resolve().parents[2]
+EXPRESSION = yaml.safe_load((REPO / "roles/operator/vars/main.yml").read_text())["operator_default_redis_values"]
+
+
+def chart_values(**variables):
+    init_plugin_loader()
+    return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(EXPRESSION))
+
+
+@pytest.mark.parametrize("given,expected", [
+    ({}, {}),
+    ({"address": "r.ns.svc:6379"}, {"operator": {"defaultRedis": {"addr": "r.ns.svc:6379"}}}),
+    ({"address": "r:6379", "secret_name": "auth", "secret_key": "password"},
+     {"operator": {"defaultRedis": {"addr": "r:6379", "existingSecret": "auth", "existingSecretKey": "password"}}}),
+])
+def test_only_the_keys_given_reach_the_chart(given, expected):
+    assert chart_values(operator_default_redis=given) == expected
+
+
+def test_left_out_it_adds_nothing():
+    assert chart_values() == {}

@@ -12,9 +12,10 @@ import time
 import uuid
 
 import pytest
+import yaml
 
 from ..conftest import wait_until as _shared_wait
-from .realnode import AUDIT, FORWARD, GUARD, REJECT, image, leaked, packets, ready_real_node, run
+from .realnode import AUDIT, FORWARD, GUARD, REJECT, REPO, image, leaked, packets, ready_real_node, run
 
 REAL = {"toolhive.testbed/node": "real"}
 # An address outside this machine that no test may reach: TEST-NET-2 (RFC 5737). Not
@@ -173,3 +174,12 @@ def test_pod_starts_on_the_real_node_and_answers(real_node, kubectl, namespace):
     elapsed = time.monotonic() - started
     assert kubectl("exec", "redis", "-n", namespace, "--", "redis-cli", "ping").stdout.strip() == "PONG"
     assert elapsed < 15, f"pod create to Ready took {elapsed:.1f}s"
+
+
+def test_the_example_overrides_name_the_redis_image_the_node_runs(real_node):
+    """make deploy's testbed/example-overrides.yml names the Redis image this machine built (its tag is the
+    installed redis-tools package's version: a Debian update changes it, and then this file must follow)."""
+    overrides = yaml.safe_load((REPO / "testbed" / "example-overrides.yml").read_text())
+    assert overrides["redis_image"] == image("redis-debian"), (
+        f"testbed/example-overrides.yml names {overrides['redis_image']}, the test bed built "
+        f"{image('redis-debian')}: update the file")

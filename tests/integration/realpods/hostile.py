@@ -1,11 +1,14 @@
 """A hostile MCP server for the check's bounds, run by the mcp-server-time image's python3 as an
 MCPServer's backend (container `mcp`). It answers initialize and ping like a server, and then, by
 HOSTILE_MODE, answers tools/list: `slow` (after 10 minutes), `huge` (a 64 MiB JSON reply), `malformed`
-(a text that is not JSON, declared application/json), `drip` (one byte every 2 seconds, forever)."""
+(a text that is not JSON, declared application/json), `drip` (one byte every 2 seconds, forever).
+Each initialize gets a session ID of its own, as a real server's: ToolHive's proxy runner (v0.47.0) keeps a
+closed session's ID closed, so a constant one would be "Session not found" after the check's first DELETE."""
 import http.server
 import json
 import os
 import time
+import uuid
 
 MODE = os.environ.get("HOSTILE_MODE", "slow")
 
@@ -41,7 +44,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             result = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
                       "serverInfo": {"name": "hostile-" + MODE, "version": "1"}}
             self.reply(200, json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": result}).encode(),
-                       headers=[("Mcp-Session-Id", "hostile-session")])
+                       headers=[("Mcp-Session-Id", uuid.uuid4().hex)])
             return
         if method != "tools/list":
             self.reply(200, json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": {}}).encode())

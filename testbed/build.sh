@@ -6,13 +6,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
-TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$TOOLHIVE_VERSION}
+# One operator binary per release the test bed runs (bin/thv-operator-<release>): the default, the oldest
+# supported, and any TOOLHIVE_OPERATOR_VERSION asked for.
+operators=$(printf '%s\n' "$TOOLHIVE_VERSION" "$TOOLHIVE_OLDEST_VERSION" "${TOOLHIVE_OPERATOR_VERSION:-}" | sed '/^$/d' |
+  sort -uV | paste -sd' ')
 
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 bin=${TESTBED_BIN:-$cache/bin}
 stamp="$bin/.versions"
-want="k8s=$KUBERNETES_VERSION+kubelet,kube-proxy etcd=$ETCD_VERSION kwok=$KWOK_VERSION metrics=$METRICS_SERVER_VERSION toolhive=$TOOLHIVE_VERSION"
-if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
+want="k8s=$KUBERNETES_VERSION+kubelet,kube-proxy etcd=$ETCD_VERSION kwok=$KWOK_VERSION metrics=$METRICS_SERVER_VERSION"
+missing_operators=
+for release in $operators; do
+  [[ -x $bin/thv-operator-$release ]] || missing_operators+=" $release"
+done
+if [[ -f $stamp && "$(cat "$stamp")" == "$want" && -z $missing_operators ]]; then
   exit 0
 fi
 
@@ -64,10 +71,17 @@ go_install() {
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$1"
 }
 
-log "kubernetes $KUBERNETES_VERSION";   (build_kubernetes)
-log "etcd $ETCD_VERSION";               (build_etcd)
-log "kwok $KWOK_VERSION";               go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-log "thv-operator $TOOLHIVE_VERSION";   go_install "github.com/stacklok/toolhive/cmd/thv-operator@$TOOLHIVE_VERSION"
-log "metrics-server $METRICS_SERVER_VERSION"; go_install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
-echo "$want" >"$stamp"
+if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
+  rm -f "$stamp"
+  log "kubernetes $KUBERNETES_VERSION";   (build_kubernetes)
+  log "etcd $ETCD_VERSION";               (build_etcd)
+  log "kwok $KWOK_VERSION";               go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  log "metrics-server $METRICS_SERVER_VERSION"; go_install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  echo "$want" >"$stamp"
+fi
+for release in $missing_operators; do
+  log "thv-operator $release"
+  GOBIN="$work/operator-$release" go install -trimpath -ldflags "-s -w" "github.com/stacklok/toolhive/cmd/thv-operator@$release"
+  mv "$work/operator-$release/thv-operator" "$bin/thv-operator-$release"
+done
 log "done: $bin"

@@ -21,8 +21,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
-TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$TOOLHIVE_VERSION}
-crds_version=${TESTBED_CRDS_VERSION:-$TOOLHIVE_VERSION}
+nodes=${TESTBED_NODES:-kwok}
+default_release=$TOOLHIVE_VERSION
+pick_release() { # the operator's release; a KWOK-only bed runs the oldest supported one: newer operators
+  # wait for a backend StatefulSet that only a running proxy runner creates (versions.env)
+  TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$default_release}
+  [[ -n ${TOOLHIVE_OPERATOR_VERSION:-} || $nodes != kwok ]] || TOOLHIVE_VERSION=$TOOLHIVE_OLDEST_VERSION
+  crds_version=${TESTBED_CRDS_VERSION:-$TOOLHIVE_VERSION}
+}
+pick_release
 operator=${TESTBED_OPERATOR:-run}
 case $operator in run | none) ;; *) echo "TESTBED_OPERATOR must be run or none, not '$operator'" >&2; exit 2 ;; esac
 
@@ -40,7 +47,6 @@ api_port=$((port_base + 43)) kcm_port=$((port_base + 57)) sched_port=$((port_bas
 kwok_port=$((port_base + 47)) operator_health_port=$((port_base + 81))
 metrics_port=$((port_base + 44))
 operator_namespace=toolhive-system
-nodes=${TESTBED_NODES:-kwok}
 case $nodes in kwok | real | both) ;; *) echo "TESTBED_NODES must be kwok, real or both, not '$nodes'" >&2; exit 2 ;; esac
 # Where the real node could not start, cluster-up writes why here (tests read it).
 unavailable="$state/realnode-unavailable"
@@ -304,7 +310,7 @@ start_operator() {
     TOOLHIVE_RUNNER_IMAGE="ghcr.io/stacklok/toolhive/proxyrunner:$TOOLHIVE_VERSION" \
     VMCP_IMAGE="ghcr.io/stacklok/toolhive/vmcp:$TOOLHIVE_VERSION" \
     KUBECONFIG="$config" \
-    start thv-operator "$bin/thv-operator" \
+    start thv-operator "$bin/thv-operator-$TOOLHIVE_VERSION" \
     --kubeconfig "$config" --metrics-bind-address 0 \
     --health-probe-bind-address "127.0.0.1:$operator_health_port"
 }
@@ -386,9 +392,22 @@ stop_leftovers() { # processes of an earlier run that are still alive: stopped, 
 # bed removes it; a real node's guard covers the same ranges.
 kwok_guard=TESTBED-KWOK-GUARD
 kwok_guard_up() {
-  if ! command -v iptables >/dev/null 2>&1 || ! iptables -w 5 -S OUTPUT >/dev/null 2>&1; then
+  if [[ $(id -u) != 0 ]]; then
     log "WARNING: no egress guard (iptables needs root): nothing here may reach a ClusterIP or a KWOK pod address"
     return 0
+  fi
+  # As root the guard is not optional: a fresh machine gets iptables first (bindep.txt), before any component.
+  if ! command -v iptables >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    log "installing iptables for the egress guard"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iptables nftables >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iptables nftables >/dev/null 2>&1; } ||
+      true
+  fi
+  if ! command -v iptables >/dev/null 2>&1 || ! iptables -w 5 -S OUTPUT >/dev/null 2>&1; then
+    log "FAILED: the egress guard cannot be installed (iptables: $(iptables -w 5 -S OUTPUT 2>&1 | tail -1)); nothing"
+    log "was started. Install iptables (bindep.txt), or run as a user without root (no guard, a warning instead)"
+    exit 1
   fi
   if iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1 || iptables -w 5 -S TESTBED-EGRESS-GUARD >/dev/null 2>&1; then
     return 0 # another bed's guard already covers these ranges
@@ -412,6 +431,7 @@ real_node_unavailable() { # MESSAGE : say why, undo the node, carry on with KWOK
   log "REAL NODE UNAVAILABLE: $1"
   "$here/node.sh" down >/dev/null 2>&1 || true
   nodes=kwok
+  pick_release
 }
 
 real_node_first() { # before any component: checks, packages, images, the egress guard, containerd
@@ -481,7 +501,7 @@ up_testbed() {
   [[ ! -f "$pids/metrics-server" ]] || wait_for metrics-server 30 healthz "https://127.0.0.1:$metrics_port/livez"
   # The service-account token controller fills in namespaces' default SA: pods need it.
   wait_for kube-controller-manager 30 kc -n default get serviceaccount default
-  log "up in $((SECONDS - t0))s"
+  log "up in $((SECONDS - t0))s (nodes: $nodes; ToolHive operator: ${operator/run/$TOOLHIVE_VERSION}, CRDs: $crds_version)"
   echo "export KUBECONFIG=$kubeconfig"
   if [[ -f $unavailable ]]; then
     log "FAILED: the real node could not start (KWOK nodes instead): $(cat "$unavailable")"

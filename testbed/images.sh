@@ -17,7 +17,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
-TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$TOOLHIVE_VERSION}
+# vmcp and the proxy runner for every release the test bed's operator can run (build.sh): the default, the
+# oldest supported, and any TOOLHIVE_OPERATOR_VERSION asked for.
+releases=$(printf '%s\n' "$TOOLHIVE_VERSION" "$TOOLHIVE_OLDEST_VERSION" "${TOOLHIVE_OPERATOR_VERSION:-}" | sed '/^$/d' |
+  sort -uV | paste -sd' ')
 
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 out="$cache/images"
@@ -33,24 +36,26 @@ redis_tag=$(deb_version redis-tools 2>/dev/null || echo unknown)
 pause_image="$local_repo/pause:$PAUSE_VERSION"
 coredns_image="$local_repo/coredns:$COREDNS_VERSION"
 redis_image="$local_repo/redis-debian:$redis_tag"
-vmcp_image="ghcr.io/stacklok/toolhive/vmcp:$TOOLHIVE_VERSION"
-proxyrunner_image="ghcr.io/stacklok/toolhive/proxyrunner:$TOOLHIVE_VERSION"
+toolhive_images=()
+for release in $releases; do
+  toolhive_images+=("ghcr.io/stacklok/toolhive/vmcp:$release" "ghcr.io/stacklok/toolhive/proxyrunner:$release")
+done
 everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
 # dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
 time_image="ghcr.io/stacklok/dockyard/uvx/mcp-server-time:$MCP_SERVER_TIME_VERSION"
 server_everything_image="ghcr.io/stacklok/dockyard/npx/server-everything:$SERVER_EVERYTHING_VERSION"
 
 if [[ ${1:-} == names ]]; then
-  printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "$vmcp_image" "$proxyrunner_image" \
+  printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "${toolhive_images[@]}" \
     "$everything_image" "$time_image" "$server_everything_image"
   exit 0
 fi
 
 stamp="$out/.versions"
 # Regular files only (a __pycache__ directory is not an input), and no documentation.
-inputs=$(find "$0" "$here/images" "$here/versions.env" -maxdepth 2 -type f ! -name '*.md' ! -path '*/__pycache__/*' \
+inputs=$(find "$here/images.sh" "$here/images" "$here/versions.env" -maxdepth 2 -type f ! -name '*.md' ! -path '*/__pycache__/*' \
   -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
-want="inputs=$inputs toolhive=$TOOLHIVE_VERSION redis=$redis_tag python=$(deb_version python3.11)"
+want="inputs=$inputs toolhive=${releases// /,} redis=$redis_tag python=$(deb_version python3.11)"
 want+=" node=$(deb_version nodejs)"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
@@ -72,11 +77,14 @@ t=$SECONDS
 log "coredns $COREDNS_VERSION"
 go_install "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
 # The same ldflags as upstream's release images (.github/ko-ci.yml), less the commit and date.
-th="-s -w -X github.com/stacklok/toolhive/pkg/versions.Version=$TOOLHIVE_VERSION"
-th+=" -X github.com/stacklok/toolhive/pkg/versions.BuildType=release"
-log "vmcp, thv-proxyrunner $TOOLHIVE_VERSION"
-go_install "$th" "github.com/stacklok/toolhive/cmd/vmcp@$TOOLHIVE_VERSION" \
-  "github.com/stacklok/toolhive/cmd/thv-proxyrunner@$TOOLHIVE_VERSION"
+for release in $releases; do
+  th="-s -w -X github.com/stacklok/toolhive/pkg/versions.Version=$release"
+  th+=" -X github.com/stacklok/toolhive/pkg/versions.BuildType=release"
+  log "vmcp, thv-proxyrunner $release"
+  mkdir -p "$gobin/$release"
+  (cd "$out" && GOBIN="$gobin/$release" go install -trimpath -ldflags "$th" \
+    "github.com/stacklok/toolhive/cmd/vmcp@$release" "github.com/stacklok/toolhive/cmd/thv-proxyrunner@$release")
+done
 log "go-sdk everything $GO_SDK_VERSION"
 go_install "-s -w" "github.com/modelcontextprotocol/go-sdk/examples/server/everything@$GO_SDK_VERSION"
 log "Go programs built in $((SECONDS - t))s"
@@ -133,13 +141,18 @@ cp "$gobin/coredns" "$work/coredns/coredns"
 pack coredns "$coredns_image" "$work/coredns" --entrypoint '["/coredns"]' --user 65532
 
 # vmcp, proxy runner, everything: ko's layout (/ko-app/<binary>, uid 65532).
-for spec in "vmcp:vmcp:$vmcp_image" "thv-proxyrunner:proxyrunner:$proxyrunner_image" \
-            "everything:everything:$everything_image"; do
-  IFS=: read -r binary tar name <<<"$spec"
-  name=${spec#*:*:}
+rm -f "$out"/vmcp*.tar "$out"/proxyrunner*.tar
+specs=("everything:everything:everything:$everything_image")
+for release in $releases; do
+  specs+=("$release/vmcp:vmcp:vmcp-$release:ghcr.io/stacklok/toolhive/vmcp:$release"
+          "$release/thv-proxyrunner:thv-proxyrunner:proxyrunner-$release:ghcr.io/stacklok/toolhive/proxyrunner:$release")
+done
+for spec in "${specs[@]}"; do
+  IFS=: read -r path binary tar name <<<"$spec"
+  name=${spec#*:*:*:}
   base "$work/$tar"
   mkdir -p "$work/$tar/ko-app" "$work/$tar/var/run/ko"
-  cp "$gobin/$binary" "$work/$tar/ko-app/$binary"
+  cp "$gobin/$path" "$work/$tar/ko-app/$binary"
   cmd=null
   # The example serves stdio unless told an address; streamable HTTP on 8080 by default.
   [[ $binary == everything ]] && cmd='["-http", ":8080"]'

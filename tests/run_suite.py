@@ -21,6 +21,10 @@ KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 REAL_NODE_TESTS = ["tests/integration/realpods", "tests/integration/testbed/test_realnode.py"]
 # Brings a real node up and down itself: it runs once the real-node bed is down (one real node per machine).
 REAL_NODE_TEARDOWN_TEST = "tests/integration/testbed/test_realnode_teardown.py"
+# The second leg, on the oldest supported ToolHive release (the KWOK suite runs on it too: deploy, scaling,
+# guards): sessions across replicas on running pods.
+OLDEST_RELEASE_TESTS = ["tests/integration/realpods/test_sessions.py",
+                        "tests/integration/realpods/test_remote_proxy_sessions.py"]
 
 
 def run(cmd, **kwargs):
@@ -141,8 +145,15 @@ def real_node_state():
     return Path(tempfile.gettempdir()) / f"thk8s-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}" / ".cluster"
 
 
+def versions():
+    """testbed/versions.env as a dict."""
+    lines = (REPO / "testbed" / "versions.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line[:1].isupper() and "=" in line)
+
+
 def running_pods(suite):
-    """The tests on running pods, on a bed of their own with a real node. Where the real node cannot start,
+    """The tests on running pods, on a bed of their own with a real node: all of them on the test bed's
+    ToolHive release, then the sessions on the oldest supported one. Where the real node cannot start,
     cluster-up says why and the tests fail with that reason; only TESTBED_NODES=kwok skips them (counted)."""
     nodes = os.environ.get("TESTBED_NODES", "both")
     state = real_node_state()
@@ -152,11 +163,19 @@ def running_pods(suite):
         suite.pytest("running pods (opted out: TESTBED_NODES=kwok)", REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST],
                      env=env)
         return
-    suite.stage(f"cluster-up (TESTBED_NODES={nodes})", ["testbed/cluster.sh", "up"], env=env)
-    suite.pytest("running pods", REAL_NODE_TESTS, env=env)
-    if os.environ.get("TESTBED_KEEP") != "1":
-        run(["testbed/cluster.sh", "down"], env=env)
-        suite.pytest("real node teardown", [REAL_NODE_TEARDOWN_TEST], env=env)
+    release, oldest = versions()["TOOLHIVE_VERSION"], versions()["TOOLHIVE_OLDEST_VERSION"]
+    if os.environ.get("TESTBED_KEEP") == "1":  # one bed, kept: the default release only
+        suite.stage(f"cluster-up (TESTBED_NODES={nodes})", ["testbed/cluster.sh", "up"], env=env)
+        suite.pytest(f"running pods (ToolHive {release})", REAL_NODE_TESTS, env=env)
+        return
+    legs = [(release, REAL_NODE_TESTS), (oldest, OLDEST_RELEASE_TESTS)]
+    for leg_release, tests in legs:
+        leg = dict(env, TOOLHIVE_OPERATOR_VERSION=leg_release)
+        suite.stage(f"cluster-up (TESTBED_NODES={nodes}, ToolHive {leg_release})", ["testbed/cluster.sh", "up"],
+                    env=leg)
+        suite.pytest(f"running pods (ToolHive {leg_release})", tests, env=leg)
+        run(["testbed/cluster.sh", "down"], env=leg)
+    suite.pytest("real node teardown", [REAL_NODE_TEARDOWN_TEST], env=env)
 
 
 def molecule_scenarios():

@@ -6,10 +6,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
-# One operator binary per release the test bed runs (bin/thv-operator-<release>): the default, the oldest
-# supported, and any TOOLHIVE_OPERATOR_VERSION asked for.
-operators=$(printf '%s\n' "$TOOLHIVE_VERSION" "$TOOLHIVE_OLDEST_VERSION" "${TOOLHIVE_OPERATOR_VERSION:-}" | sed '/^$/d' |
-  sort -uV | paste -sd' ')
+# shellcheck source=testbed/releases.sh
+source "$here/releases.sh"
+operators=$(toolhive_releases) # one operator binary each: bin/thv-operator-<release>
 
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 bin=${TESTBED_BIN:-$cache/bin}

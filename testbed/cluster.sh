@@ -21,13 +21,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
+# shellcheck source=testbed/releases.sh
+source "$here/releases.sh"
 nodes=${TESTBED_NODES:-kwok}
-default_release=$TOOLHIVE_VERSION
-pick_release() { # the operator's release; a KWOK-only bed runs the oldest supported one: newer operators
-  # wait for a backend StatefulSet that only a running proxy runner creates (versions.env)
-  TOOLHIVE_VERSION=${TOOLHIVE_OPERATOR_VERSION:-$default_release}
-  [[ -n ${TOOLHIVE_OPERATOR_VERSION:-} || $nodes != kwok ]] || TOOLHIVE_VERSION=$TOOLHIVE_OLDEST_VERSION
-  crds_version=${TESTBED_CRDS_VERSION:-$TOOLHIVE_VERSION}
+pick_release() { # the operator's release and its CRDs', for the nodes this bed has
+  toolhive_release=$(operator_release "$nodes")
+  crds_version=${TESTBED_CRDS_VERSION:-$toolhive_release}
 }
 pick_release
 operator=${TESTBED_OPERATOR:-run}
@@ -291,7 +290,7 @@ toolhive_module_dir() { # VERSION : the module's source (a release needing a new
 install_crds() {
   local dir
   dir=$(toolhive_module_dir "$crds_version")
-  [[ $crds_version == "$TOOLHIVE_VERSION" ]] || log "CRDs of ToolHive $crds_version (operator: ${operator/run/$TOOLHIVE_VERSION})"
+  [[ $crds_version == "$toolhive_release" ]] || log "CRDs of ToolHive $crds_version (operator: ${operator/run/$toolhive_release})"
   kc apply --server-side --force-conflicts --field-manager toolhive-testbed \
     -f "$dir/deploy/charts/operator-crds/files/crds/" >/dev/null
   kc wait --for condition=Established --timeout 60s crd -l '!nonexistent' >/dev/null 2>&1 ||
@@ -307,10 +306,10 @@ start_operator() {
   local config="$state/kubeconfig-thv-operator"
   kc get namespace "$operator_namespace" >/dev/null 2>&1 || kc create namespace "$operator_namespace" >/dev/null
   POD_NAMESPACE=$operator_namespace TOOLHIVE_SKIP_UPDATE_CHECK=true \
-    TOOLHIVE_RUNNER_IMAGE="ghcr.io/stacklok/toolhive/proxyrunner:$TOOLHIVE_VERSION" \
-    VMCP_IMAGE="ghcr.io/stacklok/toolhive/vmcp:$TOOLHIVE_VERSION" \
+    TOOLHIVE_RUNNER_IMAGE="ghcr.io/stacklok/toolhive/proxyrunner:$toolhive_release" \
+    VMCP_IMAGE="ghcr.io/stacklok/toolhive/vmcp:$toolhive_release" \
     KUBECONFIG="$config" \
-    start thv-operator "$bin/thv-operator-$TOOLHIVE_VERSION" \
+    start thv-operator "$bin/thv-operator-$toolhive_release" \
     --kubeconfig "$config" --metrics-bind-address 0 \
     --health-probe-bind-address "127.0.0.1:$operator_health_port"
 }
@@ -397,16 +396,10 @@ kwok_guard_up() {
     return 0
   fi
   # As root the guard is not optional: a fresh machine gets iptables first (bindep.txt), before any component.
-  if ! command -v iptables >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-    log "installing iptables for the egress guard"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iptables nftables >/dev/null 2>&1 ||
-      { apt-get update -q >/dev/null 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends iptables nftables >/dev/null 2>&1; } ||
-      true
-  fi
-  if ! command -v iptables >/dev/null 2>&1 || ! iptables -w 5 -S OUTPUT >/dev/null 2>&1; then
-    log "FAILED: the egress guard cannot be installed (iptables: $(iptables -w 5 -S OUTPUT 2>&1 | tail -1)); nothing"
-    log "was started. Install iptables (bindep.txt), or run as a user without root (no guard, a warning instead)"
+  local out
+  if ! out=$("$here/setup-node.sh" guard 2>&1); then
+    log "FAILED: the egress guard cannot be installed (${out##*real node unavailable: }); nothing was started."
+    log "Install iptables (bindep.txt), or run as a user without root (no guard, a warning instead)"
     exit 1
   fi
   if iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1 || iptables -w 5 -S TESTBED-EGRESS-GUARD >/dev/null 2>&1; then
@@ -501,7 +494,7 @@ up_testbed() {
   [[ ! -f "$pids/metrics-server" ]] || wait_for metrics-server 30 healthz "https://127.0.0.1:$metrics_port/livez"
   # The service-account token controller fills in namespaces' default SA: pods need it.
   wait_for kube-controller-manager 30 kc -n default get serviceaccount default
-  log "up in $((SECONDS - t0))s (nodes: $nodes; ToolHive operator: ${operator/run/$TOOLHIVE_VERSION}, CRDs: $crds_version)"
+  log "up in $((SECONDS - t0))s (nodes: $nodes; ToolHive operator: ${operator/run/$toolhive_release}, CRDs: $crds_version)"
   echo "export KUBECONFIG=$kubeconfig"
   if [[ -f $unavailable ]]; then
     log "FAILED: the real node could not start (KWOK nodes instead): $(cat "$unavailable")"
@@ -560,7 +553,8 @@ up_kind() {
     kind create cluster --name "$kind_name" --wait 120s
   fi
   kind get kubeconfig --name "$kind_name" >"$kubeconfig"
-  local chart_version=${TOOLHIVE_VERSION#v}
+  local chart_version
+  chart_version=$(operator_release real); chart_version=${chart_version#v}
   KUBECONFIG=$kubeconfig helm upgrade --install toolhive-operator-crds "$chart_repo/toolhive-operator-crds" \
     --version "$chart_version" --wait
   KUBECONFIG=$kubeconfig helm upgrade --install toolhive-operator "$chart_repo/toolhive-operator" \

@@ -17,10 +17,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
-# vmcp and the proxy runner for every release the test bed's operator can run (build.sh): the default, the
-# oldest supported, and any TOOLHIVE_OPERATOR_VERSION asked for.
-releases=$(printf '%s\n' "$TOOLHIVE_VERSION" "$TOOLHIVE_OLDEST_VERSION" "${TOOLHIVE_OPERATOR_VERSION:-}" | sed '/^$/d' |
-  sort -uV | paste -sd' ')
+# shellcheck source=testbed/releases.sh
+source "$here/releases.sh"
+releases=$(toolhive_releases) # vmcp and the proxy runner for each release the operator can run
 
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 out="$cache/images"

@@ -163,7 +163,8 @@ def running_pods(suite):
         suite.pytest("running pods (opted out: TESTBED_NODES=kwok)", REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST],
                      env=env)
         return
-    release, oldest = versions()["TOOLHIVE_VERSION"], versions()["TOOLHIVE_OLDEST_VERSION"]
+    pinned = versions()
+    release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
     if os.environ.get("TESTBED_KEEP") == "1":  # one bed, kept: the default release only
         suite.stage(f"cluster-up (TESTBED_NODES={nodes})", ["testbed/cluster.sh", "up"], env=env)
         suite.pytest(f"running pods (ToolHive {release})", REAL_NODE_TESTS, env=env)

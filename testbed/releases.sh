@@ -1,0 +1,18 @@
+# shellcheck shell=bash
+# Which ToolHive releases the test bed runs; sourced after versions.env by build.sh, images.sh and cluster.sh.
+
+# The releases the test bed builds an operator and images (vmcp, proxy runner) for: the default, the oldest
+# supported, and any TOOLHIVE_OPERATOR_VERSION asked for; space-separated, oldest first.
+toolhive_releases() {
+  printf '%s\n' "$TOOLHIVE_VERSION" "$TOOLHIVE_OLDEST_VERSION" "${TOOLHIVE_OPERATOR_VERSION:-}" | sed '/^$/d' |
+    sort -uV | paste -sd' '
+}
+
+# operator_release NODES : the release the operator runs. A KWOK-only bed runs the oldest supported one:
+# newer operators wait for a backend StatefulSet that only a running proxy runner creates (versions.env).
+operator_release() {
+  if [[ -n ${TOOLHIVE_OPERATOR_VERSION:-} ]]; then echo "$TOOLHIVE_OPERATOR_VERSION"
+  elif [[ $1 == kwok ]]; then echo "$TOOLHIVE_OLDEST_VERSION"
+  else echo "$TOOLHIVE_VERSION"
+  fi
+}

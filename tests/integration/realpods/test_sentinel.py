@@ -23,6 +23,7 @@ NAME = "auth-redis"
 MASTER = "mymaster"
 PLAYBOOK = "tests/integration/roles/playbooks/redis.yml"
 CLIENT = "sentinel-client"
+CLI_TIMEOUT = 10  # seconds for one redis-cli call from the client pod
 # One line per poll: /proc/uptime, then each Redis pod's ROLE (`none` when it does not answer within 1 s).
 POLL = """
 while :; do
@@ -63,11 +64,15 @@ class Sentinel:
 
     def cli(self, pod, *args, user="sentinel", password="$SENTINEL_PASSWORD"):
         """redis-cli from the client pod to POD (Redis or Sentinel), as USER (None: no login at all): what it wrote
-        on stderr (a failed login), then its answer."""
+        on stderr (a failed login), then its answer. Bounded: just after a pod is deleted its name may still
+        resolve to the old address, where a connect hangs for minutes (seen in CI); a wait asks again instead."""
         port = 26379 if "sentinel" in pod else 6379
         login = f'--user {user} --pass "{password}" --no-auth-warning' if user else ""
         quoted = " ".join(f"'{a}'" for a in args)
-        proc = self.exec(CLIENT, f"redis-cli -h {self.fqdn[pod]} -p {port} {login} {quoted}", check=False)
+        proc = self.exec(CLIENT, f"timeout {CLI_TIMEOUT} redis-cli -h {self.fqdn[pod]} -p {port} {login} {quoted}",
+                         check=False)
+        if proc.returncode == 124:
+            return f"no answer within {CLI_TIMEOUT} s"
         return (proc.stderr.strip() + "\n" + proc.stdout).strip()
 
     def roles(self):

@@ -398,7 +398,7 @@ kwok_guard_up() {
   # As root the guard is not optional: a fresh machine gets iptables first (bindep.txt), before any component.
   local out
   if ! out=$("$here/setup-node.sh" guard 2>&1); then
-    log "FAILED: the egress guard cannot be installed (${out##*real node unavailable: }); nothing was started."
+    log "FAILED: the egress guard cannot be installed (${out##*egress guard unavailable: }); nothing was started."
     log "Install iptables (bindep.txt), or run as a user without root (no guard, a warning instead)"
     exit 1
   fi

@@ -12,7 +12,8 @@ guard_packages=(iptables nftables)
 packages=(containerd runc containernetworking-plugins "${guard_packages[@]}" conntrack socat
           busybox-static redis-tools gcc libc6-dev python3-venv)
 
-die() { printf 'real node unavailable: %s\n' "$*" >&2; exit 1; }
+subject="real node" # what cannot run when a check fails: the real node, or (setup-node.sh guard) the egress guard
+die() { printf '%s unavailable: %s\n' "$subject" "$*" >&2; exit 1; }
 
 install_missing() { # PACKAGE... : apt-get install those not installed yet
   local missing=() p
@@ -40,7 +41,8 @@ check_iptables() {
 }
 
 if [[ ${1:-} == guard ]]; then
-  [[ $(id -u) == 0 ]] || die "the egress guard needs root (iptables)"
+  subject="egress guard"
+  [[ $(id -u) == 0 ]] || die "it needs root (iptables)"
   install_missing "${guard_packages[@]}"
   check_iptables
   exit 0

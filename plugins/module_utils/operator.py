@@ -5,7 +5,7 @@
 The operator's global Redis default (chart values `operator.defaultRedis`, env `TOOLHIVE_DEFAULT_REDIS_ADDR`,
 `..._SECRET_NAME`, `..._SECRET_KEY`, all releases this collection supports) gives session storage to every
 server whose spec has none; the operator's own SessionStorageWarning condition does not know it (read in
-cmd/thv-operator/pkg/controllerutil/defaultredis.go and the controllers, v0.44.0 to v0.63.0).
+cmd/thv-operator/pkg/controllerutil/defaultredis.go and the controllers, v0.44.0 to v0.66.0).
 """
 from __future__ import absolute_import, division, print_function
 

@@ -16,10 +16,11 @@ import re
 from ansible_collections.toolhive.k8s.plugins.module_utils import operator
 
 OLDEST = (0, 44, 0)  # the oldest release every test has run against (docs/toolhive-versions.md)
-NEWEST = (0, 63, 0)  # the newest release whose CRDs validate every rendered manifest (tests/newest_crds)
+NEWEST = (0, 66, 0)  # the newest release whose CRDs validate every rendered manifest (tests/newest_crds)
 
 # (first release, CRD plural, field path in its v1beta1 schema), newest first. Only releases the Go proxy
-# serves were read: a field may have come in a refused release just before the one named.
+# serves were read: a field may have come in a refused release just before the one named. v0.63.0 to v0.66.0
+# changed no schema field (only descriptions), so the CRDs cannot tell those releases apart.
 CRD_MARKERS = (
     ((0, 62, 0), "mcpexternalauthconfigs", "spec.embeddedAuthServer.tlsListener"),
     ((0, 56, 0), "mcpexternalauthconfigs", "spec.embeddedAuthServer.registrationRateLimit"),
@@ -126,8 +127,11 @@ def release_from_crds(crds):
     return None, CRD_MARKERS[-1]
 
 
-def problem(release=None, exact=True, source="", marker=None):
-    """A refusal naming the supported range and the fix, or None when the release is supported."""
+def problem(release=None, exact=True, source="", marker=None, strict=False):
+    """A refusal naming the supported range and the fix, or None when the release may be deployed to.
+
+    A release newer than NEWEST is refused only when STRICT: newer releases have only added to the CRDs so far
+    (docs/toolhive-versions.md), so by default the caller warns (newer_than_validated) and goes on."""
     fix = ("Fix: install a supported operator and its CRDs (role toolhive.k8s.operator, operator_version)")
     if release is None and marker is not None:
         first, plural, path = marker
@@ -135,10 +139,27 @@ def problem(release=None, exact=True, source="", marker=None):
                 "ToolHive %s. %s" % (shown(OLDEST), plural, path, shown(first), SUPPORTED, fix))
     if release is None:
         return None
-    if release < OLDEST or (exact and release > NEWEST):
+    if release < OLDEST:
         return ("ToolHive operator %s (%s) is not supported: this collection supports ToolHive %s. %s"
                 % (shown(release), source, SUPPORTED, fix))
+    if strict and newer_than_validated(release, exact):
+        return ("ToolHive operator %s (%s) is newer than %s, the newest release this collection validates, and "
+                "strict_release (toolhive_strict_release) is on. Fix: install ToolHive %s or older (role toolhive.k8s.operator, "
+                "operator_version), or set toolhive_strict_release: false to deploy with a warning"
+                % (shown(release), source, shown(NEWEST), shown(NEWEST)))
     return None
+
+
+def newer_than_validated(release, exact):
+    """Whether an exact release is newer than NEWEST (a lower bound from the CRDs says nothing about that)."""
+    return bool(release) and exact and release > NEWEST
+
+
+def newer_warning(release, source):
+    return ("ToolHive operator %s (%s) is newer than %s, the newest release whose CRDs this collection validates "
+            "every manifest against: deploying anyway (newer releases have only added fields so far). Set "
+            "toolhive_strict_release: true to refuse releases newer than the validated ones"
+            % (shown(release), source, shown(NEWEST)))
 
 
 def operator_release(client, crds, operator_deployments=None):
@@ -162,13 +183,17 @@ def operator_release(client, crds, operator_deployments=None):
     return dict(release=release, exact=False, marker=marker, source="its CRDs")
 
 
-def check_operator(client, checks, operator_deployments=None):
-    """[problem] or [] for preflight; a supported release is added to checks."""
+def check_operator(client, checks, warnings, operator_deployments=None, strict=False):
+    """[problem] or [] for preflight; a supported release is added to checks, a newer one also to warnings."""
     found = operator_release(client, {}, operator_deployments)
-    refusal = problem(found["release"], found["exact"], found["source"], found["marker"])
+    refusal = problem(found["release"], found["exact"], found["source"], found["marker"], strict)
     if refusal:
         return [refusal]
     release = shown(found["release"])
+    if newer_than_validated(found["release"], found["exact"]):
+        warnings.append(newer_warning(found["release"], found["source"]))
+        checks.append("ToolHive operator %s (%s), newer than the validated %s" % (release, found["source"], SUPPORTED))
+        return []
     checks.append("ToolHive operator %s (%s), supported (%s)" % (release, found["source"], SUPPORTED)
                   if found["exact"] else
                   "ToolHive CRDs of %s or later (%s), supported (%s)" % (release, found["marker"][2], SUPPORTED))

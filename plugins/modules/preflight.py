@@ -16,7 +16,8 @@ description:
   - Fails with one message listing every problem, each naming the resource, the field and the fix.
   - Checks that the ToolHive CRDs are installed and serve the manifests' API version, and that the operator's
     release (its Deployment's version label or image tag, else a lower bound from the fields its CRDs serve) is
-    in the range this collection supports; that no stdio server asks
+    in the range this collection supports (a release newer than the newest validated one is a warning, or with
+    O(strict_release) a refusal); that no stdio server asks
     for more than one replica (proxy or backend); that no server runs more than one replica without Redis session
     storage, its own or the operator's global default (C(TOOLHIVE_DEFAULT_REDIS_ADDR) on the operator's
     Deployment) (unless O(allow_without_session_storage), then it warns); that every C(sessionStorage.keyPrefix) ends
@@ -79,6 +80,14 @@ options:
     description: Explicit opt-in to more than one replica without Redis session storage (then a warning).
     type: bool
     default: false
+  strict_release:
+    description:
+      - Refuse an operator release newer than the newest this collection validates its manifests against
+        (ToolHive v0.66.0), instead of warning and going on.
+      - A release older than the oldest supported one (v0.44.0) is always refused.
+    type: bool
+    default: false
+    version_added: 0.3.0
   pending_secrets:
     description: Secrets the play creates but that may not exist yet (in check mode, say); treated as present.
     type: list
@@ -351,7 +360,8 @@ def run(module, client):
         warnings.extend(accepted)
     served = check_crds(client, resources, problems, checks)
     if served:  # the operator's release, from its Deployment or its CRDs: outside the supported range, refused
-        problems.extend(versions.check_operator(client, checks, operator_deployments if servers else None))
+        problems.extend(versions.check_operator(client, checks, warnings, operator_deployments if servers else None,
+                                                params["strict_release"]))
     reader = ReadCache(client)  # every server names the same Secret, and each kind is listed once per namespace
     check_names(reader, servers, served, problems, checks)
     check_secrets(reader, servers, params["pending_secrets"], problems, checks)
@@ -377,6 +387,7 @@ def main():
             autoscale=dict(type="dict"),
         )),
         allow_without_session_storage=dict(type="bool", default=False),
+        strict_release=dict(type="bool", default=False),
         namespaces=dict(type="list", elements="str", default=[]),
         pending_secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
             name=dict(type="str", required=True),

@@ -175,7 +175,7 @@ def test_negative_control_an_auth_server_setting_the_newest_crds_reject(deploy_c
         "the API server never refused it"
 
 
-def preflight(newest_bed, namespace):
+def preflight(newest_bed, namespace, **options):
     """toolhive.k8s.preflight on one MCPServer, by ansible ad hoc; (CompletedProcess, output)."""
     import json
     import os
@@ -184,7 +184,7 @@ def preflight(newest_bed, namespace):
     args = {"resources": [{"apiVersion": f"{TOOLHIVE_GROUP}/v1beta1", "kind": "MCPServer",
                            "metadata": {"name": "fetch", "namespace": namespace},
                            "spec": {"image": "ghcr.io/stackloklabs/gofetch/server:latest"}}],
-            "namespaces": [namespace]}
+            "namespaces": [namespace], **options}
     env = dict(os.environ, K8S_AUTH_KUBECONFIG=newest_bed, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run(["ansible", "localhost", "-m", "toolhive.k8s.preflight", "-a", json.dumps(args)],
@@ -192,29 +192,54 @@ def preflight(newest_bed, namespace):
     return proc, proc.stdout + proc.stderr
 
 
-def test_the_operator_release_is_found_and_an_old_one_refused(newest_bed, kubectl, namespace):
-    """No operator Deployment: the CRDs bound the release (tlsListener: v0.62.0 or later). An operator Deployment
-    of v0.40.0 (Helm's labels): refused before any write, naming the supported range."""
-    proc, output = preflight(newest_bed, namespace)
-    assert proc.returncode == 0 and "ToolHive CRDs of v0.62.0 or later" in output, output[-3000:]
+def operator_deployment(kubectl, namespace, release):
+    """An operator Deployment (replicas 0) labelled as Helm labels the chart's, at RELEASE."""
     kubectl("apply", "-f", "-", stdin=f"""
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: toolhive-operator
   namespace: {namespace}
-  labels: {{app.kubernetes.io/name: toolhive-operator, app.kubernetes.io/version: v0.40.0}}
+  labels: {{app.kubernetes.io/name: toolhive-operator, app.kubernetes.io/version: {release}}}
 spec:
   replicas: 0
   selector: {{matchLabels: {{app.kubernetes.io/name: toolhive-operator}}}}
   template:
     metadata: {{labels: {{app.kubernetes.io/name: toolhive-operator}}}}
-    spec: {{containers: [{{name: manager, image: "ghcr.io/stacklok/toolhive/operator:v0.40.0"}}]}}
+    spec: {{containers: [{{name: manager, image: "ghcr.io/stacklok/toolhive/operator:{release}"}}]}}
 """)
+
+
+def test_the_operator_release_is_found_and_an_old_one_refused(newest_bed, kubectl, namespace):
+    """No operator Deployment: the CRDs bound the release (tlsListener: v0.62.0 or later). An operator Deployment
+    of v0.40.0 (Helm's labels): refused before any write, naming the supported range."""
+    proc, output = preflight(newest_bed, namespace)
+    assert proc.returncode == 0 and "ToolHive CRDs of v0.62.0 or later" in output, output[-3000:]
+    operator_deployment(kubectl, namespace, "v0.40.0")
     try:
         proc, output = preflight(newest_bed, namespace)
         assert proc.returncode != 0, output[-3000:]
         assert f"ToolHive operator v0.40.0 (Deployment {namespace}/toolhive-operator) is not supported" in output
-        assert "v0.44.0 to v0.63.0" in output
+        assert "v0.44.0 to v0.66.0" in output
+    finally:
+        kubectl("delete", "deployment", "toolhive-operator", "-n", namespace, "--wait=false", check=False)
+
+
+def test_the_newest_release_is_accepted_and_a_newer_one_warned_of(newest_bed, kubectl, namespace):
+    """v0.66.0 (this bed's CRDs) passes; a release newer than the validated one passes with a warning naming it,
+    and is refused only with strict_release."""
+    operator_deployment(kubectl, namespace, NEWEST)
+    try:
+        proc, output = preflight(newest_bed, namespace, strict_release=True)
+        assert proc.returncode == 0, output[-3000:]
+        assert f"ToolHive operator {NEWEST} (Deployment {namespace}/toolhive-operator), supported" in output
+        assert "newer than" not in output, output[-3000:]
+        operator_deployment(kubectl, namespace, "v0.67.0")
+        proc, output = preflight(newest_bed, namespace)
+        assert proc.returncode == 0, output[-3000:]
+        assert "[WARNING]: ToolHive operator v0.67.0" in output and f"newer than {NEWEST}" in output, output[-3000:]
+        proc, output = preflight(newest_bed, namespace, strict_release=True)
+        assert proc.returncode != 0 and "v0.67.0" in output and "strict_release" in output, output[-3000:]
+        assert "nothing was written" in output
     finally:
         kubectl("delete", "deployment", "toolhive-operator", "-n", namespace, "--wait=false", check=False)

@@ -114,7 +114,7 @@ OPERATOR_REDIS = {"address": "sessions:6379", "secret_name": None, "secret_key":
     ("MCPServer", None, True), ("MCPServer", {"provider": "memory"}, True), ("MCPServer", REDIS, False),
 ])
 def test_the_operator_default_serves_what_the_operator_gives_it_to(kind, storage, served):
-    """As the operator's controllers decide (v0.44.0 to v0.63.0): an MCPServer without provider redis, the
+    """As the operator's controllers decide (v0.44.0 to v0.66.0): an MCPServer without provider redis, the
     other kinds only without any sessionStorage."""
     spec = {"sessionStorage": storage} if storage else {}
     assert guards.uses_operator_redis(kind, spec, OPERATOR_REDIS) is served

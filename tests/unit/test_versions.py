@@ -57,22 +57,30 @@ def test_has_field_reads_only_v1beta1():
     assert not versions.has_field(None, "spec")
 
 
-@pytest.mark.parametrize("release, exact, refused", [
-    ((0, 44, 0), True, False), ((0, 63, 0), True, False), ((0, 47, 0), False, False),
-    ((0, 43, 0), True, True), ((0, 64, 0), True, True),
-    ((0, 64, 0), False, False),  # a lower bound from the CRDs says nothing about an upper limit
+@pytest.mark.parametrize("release, exact, strict, refused", [
+    ((0, 44, 0), True, False, False), ((0, 63, 0), True, False, False), ((0, 66, 0), True, True, False),
+    ((0, 47, 0), False, False, False), ((0, 43, 0), True, False, True), ((0, 43, 0), True, True, True),
+    ((0, 67, 0), True, False, False),  # newer than validated: a warning (newer_warning), not a refusal
+    ((0, 67, 0), True, True, True),  # ... unless strict
+    ((1, 0, 0), False, True, False),  # a lower bound from the CRDs says nothing about an upper limit
 ])
-def test_problem_names_the_supported_range(release, exact, refused):
-    message = versions.problem(release, exact, "Deployment toolhive-system/toolhive-operator")
+def test_problem_names_the_supported_range(release, exact, strict, refused):
+    message = versions.problem(release, exact, "Deployment toolhive-system/toolhive-operator", strict=strict)
     assert bool(message) == refused
     if refused:
-        assert "v0.44.0 to v0.63.0" in message and versions.shown(release) in message
-        assert "Fix:" in message and "toolhive-system/toolhive-operator" in message
+        assert versions.shown(release) in message and "toolhive-system/toolhive-operator" in message
+        assert "v0.44.0 to v0.66.0" in message if release < versions.OLDEST else "newer than v0.66.0" in message
+        assert "Fix:" in message
+
+
+def test_the_newest_validated_release_is_v0_66_0():
+    # v0.66.0 (2026-11-16) was refused by exact release before; its CRDs are tests/newest_crds'.
+    assert versions.NEWEST == (0, 66, 0) and versions.SUPPORTED == "v0.44.0 to v0.66.0"
 
 
 def test_problem_for_crds_older_than_the_oldest_marker():
     message = versions.problem(None, False, "its CRDs", versions.CRD_MARKERS[-1])
-    assert "older than v0.44.0" in message and "trustedIssuers" in message and "v0.44.0 to v0.63.0" in message
+    assert "older than v0.44.0" in message and "trustedIssuers" in message and "v0.44.0 to v0.66.0" in message
 
 
 class FakeClient:
@@ -90,16 +98,36 @@ class FakeClient:
 
 
 def test_check_operator_from_the_deployment_or_the_crds():
-    checks = []
-    assert versions.check_operator(FakeClient([deployment()]), checks) == []
+    checks, warnings = [], []
+    assert versions.check_operator(FakeClient([deployment()]), checks, warnings) == []
     assert checks == ["ToolHive operator v0.47.0 (Deployment toolhive-system/toolhive-operator), supported "
-                      "(v0.44.0 to v0.63.0)"]
+                      "(v0.44.0 to v0.66.0)"] and warnings == []
     old = FakeClient([deployment(image="ghcr.io/stacklok/toolhive/operator:v0.40.0")])
-    assert "v0.40.0" in versions.check_operator(old, [])[0]
+    assert "v0.40.0" in versions.check_operator(old, [], [])[0]
     # Listing Deployments forbidden (a namespaced role): the CRDs decide.
     checks = []
     forbidden = FakeClient(list_status=403, crds={"mcpexternalauthconfigs": crd("spec.embeddedAuthServer.trustedIssuers")})
-    assert versions.check_operator(forbidden, checks) == [] and "v0.44.0 or later" in checks[0]
-    assert "older than v0.44.0" in versions.check_operator(FakeClient(crds={"mcpservers": crd("spec.replicas")}), [])[0]
+    assert versions.check_operator(forbidden, checks, []) == [] and "v0.44.0 or later" in checks[0]
+    assert "older than v0.44.0" in versions.check_operator(FakeClient(crds={"mcpservers": crd("spec.replicas")}),
+                                                            [], [])[0]
     with pytest.raises(K8sError):
-        versions.check_operator(FakeClient(list_status=500), [])
+        versions.check_operator(FakeClient(list_status=500), [], [])
+
+
+@pytest.mark.parametrize("labels", [{"app.kubernetes.io/version": "v0.66.0"}, {"helm.sh/chart": "operator-0.66.0"}])
+def test_the_newest_release_is_accepted_without_a_warning(labels):
+    checks, warnings = [], []
+    assert versions.check_operator(FakeClient([deployment(labels)]), checks, warnings, strict=True) == []
+    assert warnings == [] and "v0.66.0" in checks[0] and "supported" in checks[0]
+
+
+def test_a_newer_release_warns_and_strict_refuses():
+    newer = FakeClient([deployment(image="ghcr.io/stacklok/toolhive/operator:v0.68.1")])
+    checks, warnings = [], []
+    assert versions.check_operator(newer, checks, warnings) == []
+    assert len(warnings) == 1 and "v0.68.1" in warnings[0] and "newer than v0.66.0" in warnings[0]
+    assert "toolhive_strict_release: true" in warnings[0] and "v0.68.1" in checks[0]
+    checks, warnings = [], []
+    refusal = versions.check_operator(newer, checks, warnings, strict=True)
+    assert len(refusal) == 1 and "v0.68.1" in refusal[0] and "toolhive_strict_release: false" in refusal[0]
+    assert warnings == [] and checks == []

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import copy
 import json
 import os
 import ssl
@@ -95,30 +96,80 @@ def _named(entries, name, what, path):
     raise K8sError("kubeconfig %s has no %s named %r" % (path, what, name))
 
 
-def _kubeconfig_paths(kubeconfig):
+# Fields of a kubeconfig that name files, relative to the file that holds them (client-go's ResolvePaths).
+_FILE_FIELDS = {"clusters": ("cluster", ("certificate-authority",)),
+                "users": ("user", ("client-certificate", "client-key", "tokenFile"))}
+
+
+def _absolute_paths(config, base_dir):
+    """CONFIG with every file it names made absolute against BASE_DIR (the directory of the file it came from)."""
+    for section, (what, fields) in _FILE_FIELDS.items():
+        for entry in config.get(section) or []:
+            body = entry.get(what) or {}
+            for field in fields:
+                body[field] = _relative(body.get(field), base_dir)
+            command = (body.get("exec") or {}).get("command")
+            if what == "user" and command and os.sep in command:  # a bare name is looked up in PATH
+                body["exec"]["command"] = _relative(command, base_dir)
+    return config
+
+
+def _read_kubeconfig(path):
+    import yaml
+
+    with open(path) as handle:
+        return _absolute_paths(yaml.safe_load(handle) or {}, os.path.dirname(os.path.abspath(path)))
+
+
+def merge_kubeconfigs(configs):
+    """One kubeconfig from several, as kubectl merges KUBECONFIG's files: the first file to name a cluster, user
+    or context wins, and so does the first current-context."""
+    merged = {"clusters": [], "users": [], "contexts": []}
+    for config in configs:
+        for section in ("clusters", "users", "contexts"):
+            known = {entry.get("name") for entry in merged[section]}
+            merged[section].extend(entry for entry in config.get(section) or [] if entry.get("name") not in known)
+        if not merged.get("current-context") and config.get("current-context"):
+            merged["current-context"] = config["current-context"]
+    return merged
+
+
+def load_kubeconfig(kubeconfig):
+    """(config, where it came from) for the kubeconfig option: a dict, a file, or (unset) every file of KUBECONFIG
+    merged as kubectl merges them, else ~/.kube/config; (None, None) when there is none."""
+    if isinstance(kubeconfig, dict):
+        return _absolute_paths(copy.deepcopy(kubeconfig), os.getcwd()), "<dict>"
     if kubeconfig:
-        return [kubeconfig] if isinstance(kubeconfig, str) else None
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return [p for p in env.split(os.pathsep) if p]
-    default = os.path.expanduser("~/.kube/config")
-    return [default] if os.path.exists(default) else []
+        paths = [kubeconfig] if isinstance(kubeconfig, str) else list(kubeconfig)
+        for path in paths:
+            if not os.path.exists(path):
+                raise K8sError("kubeconfig %s does not exist: set `kubeconfig` (or K8S_AUTH_KUBECONFIG) to a "
+                               "readable file" % path)
+    elif os.environ.get("KUBECONFIG"):
+        # kubectl skips the files of KUBECONFIG that do not exist; it fails only when none does.
+        listed = [p for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
+        paths = [p for p in listed if os.path.exists(p)]
+        if not paths:
+            raise K8sError("no file of KUBECONFIG exists (%s): set KUBECONFIG or `kubeconfig` to a readable file"
+                           % os.environ["KUBECONFIG"])
+    else:
+        default = os.path.expanduser("~/.kube/config")
+        paths = [default] if os.path.exists(default) else []
+    if not paths:
+        return None, None
+    return merge_kubeconfigs([_read_kubeconfig(path) for path in paths]), os.pathsep.join(paths)
 
 
 def connection_from_kubeconfig(kubeconfig, context=None):
-    """Read a kubeconfig (path, list of paths via KUBECONFIG, or a dict)."""
-    import yaml
+    """The connection a kubeconfig (dict, path, or None for KUBECONFIG / ~/.kube/config) describes."""
+    config, path = load_kubeconfig(kubeconfig)
+    if config is None:
+        raise K8sError("no kubeconfig found: set `kubeconfig` (or K8S_AUTH_KUBECONFIG or KUBECONFIG)")
+    return connection_from_config(config, path, context)
 
-    if isinstance(kubeconfig, dict):
-        config, path = kubeconfig, "<dict>"
-    else:
-        path = kubeconfig
-        if not os.path.exists(path):
-            raise K8sError("kubeconfig %s does not exist: set `kubeconfig` (or K8S_AUTH_KUBECONFIG) to a "
-                           "readable file" % path)
-        with open(path) as handle:
-            config = yaml.safe_load(handle) or {}
-    base_dir = os.path.dirname(os.path.abspath(path)) if path != "<dict>" else os.getcwd()
+
+def connection_from_config(config, path, context=None):
+    """The connection of CONTEXT (default: the current one) in a loaded kubeconfig; PATH names it in errors."""
     context_name = context or config.get("current-context")
     if not context_name:
         raise K8sError("kubeconfig %s has no current-context: set `context`" % path)
@@ -127,12 +178,12 @@ def connection_from_kubeconfig(kubeconfig, context=None):
     user = _named(config.get("users"), ctx.get("user"), "user", path) if ctx.get("user") else {}
 
     if "exec" in user or "auth-provider" in user:
-        return _connection_from_kubernetes_client(kubeconfig, context_name)
+        return _connection_from_kubernetes_client(config, context_name, path)
 
     headers = {}
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        with open(_relative(user["tokenFile"], base_dir)) as handle:
+        with open(user["tokenFile"]) as handle:
             token = handle.read().strip()
     if token:
         headers["Authorization"] = "Bearer " + token
@@ -141,11 +192,11 @@ def connection_from_kubeconfig(kubeconfig, context=None):
         headers["Authorization"] = "Basic " + base64.b64encode(basic.encode()).decode()
 
     temp_files = []
-    cert_file = _relative(user.get("client-certificate"), base_dir)
+    cert_file = user.get("client-certificate")
     if user.get("client-certificate-data"):
         cert_file = _data_file(user["client-certificate-data"])
         temp_files.append(cert_file)
-    key_file = _relative(user.get("client-key"), base_dir)
+    key_file = user.get("client-key")
     if user.get("client-key-data"):
         key_file = _data_file(user["client-key-data"])
         temp_files.append(key_file)
@@ -154,7 +205,7 @@ def connection_from_kubeconfig(kubeconfig, context=None):
         ca_data = base64.b64decode(cluster["certificate-authority-data"]).decode()
     connection = Connection(
         host=cluster["server"], headers=headers,
-        ca_file=_relative(cluster.get("certificate-authority"), base_dir), ca_data=ca_data,
+        ca_file=cluster.get("certificate-authority"), ca_data=ca_data,
         cert_file=cert_file, key_file=key_file,
         verify=not cluster.get("insecure-skip-tls-verify", False),
         proxy=cluster.get("proxy-url"), source="kubeconfig %s (context %s)" % (path, context_name))
@@ -162,13 +213,14 @@ def connection_from_kubeconfig(kubeconfig, context=None):
     return connection
 
 
-def _connection_from_kubernetes_client(kubeconfig, context):
-    """Exec plugins and auth-providers: let the kubernetes client work out the credentials."""
+def _connection_from_kubernetes_client(config, context, path):
+    """Exec plugins and auth-providers: let the kubernetes client work out the credentials from the (merged)
+    kubeconfig, whatever it came from."""
     from kubernetes import config as kube_config  # slow import, only for exotic auth
     from kubernetes.client import Configuration
 
     configuration = Configuration()
-    kube_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    kube_config.load_kube_config_from_dict(config_dict=config, context=context, client_configuration=configuration)
     headers = {}
     api_key = configuration.api_key.get("authorization")
     if api_key:
@@ -176,7 +228,7 @@ def _connection_from_kubernetes_client(kubeconfig, context):
     return Connection(host=configuration.host, headers=headers, ca_file=configuration.ssl_ca_cert,
                       cert_file=configuration.cert_file, key_file=configuration.key_file,
                       verify=configuration.verify_ssl, proxy=configuration.proxy,
-                      source="kubeconfig %s (context %s)" % (kubeconfig, context))
+                      source="kubeconfig %s (context %s)" % (path, context))
 
 
 def _in_cluster():
@@ -199,14 +251,8 @@ def resolve_connection(params):
     if params.get("host") and not params.get("kubeconfig"):
         connection = Connection(host=params["host"], source="host %s" % params["host"])
     else:
-        paths = _kubeconfig_paths(params.get("kubeconfig"))
-        kubeconfig = params.get("kubeconfig") if isinstance(params.get("kubeconfig"), dict) else None
-        if kubeconfig is None and paths:
-            kubeconfig = paths[0]
-        if kubeconfig:
-            connection = connection_from_kubeconfig(kubeconfig, params.get("context"))
-        else:
-            connection = _in_cluster()
+        config, path = load_kubeconfig(params.get("kubeconfig"))
+        connection = connection_from_config(config, path, params.get("context")) if config is not None else _in_cluster()
     if connection is None:
         raise K8sError("no Kubernetes cluster configured: set `kubeconfig` or `host` and `api_key` "
                        "(or K8S_AUTH_KUBECONFIG / K8S_AUTH_HOST and K8S_AUTH_API_KEY), or run in a pod "

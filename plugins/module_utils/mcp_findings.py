@@ -94,53 +94,71 @@ def _service_sentence(server, service):
             "selector, ports and endpoints." % (name, error.get("step"), error.get("message")))
 
 
+def lost_in_service(server, service):
+    """The Service broke a new session at its next request on a server without session storage: the request went
+    to another replica, which does not know the session."""
+    error = service.get("error") or {}
+    return error.get("status") == 404 and error.get("step") != "initialize" and not storage_words(server)
+
+
 def findings(server):
     """Plain sentences about one server's check."""
+    return [sentence for sentence, _lost in tagged_findings(server)]
+
+
+def tagged_findings(server):
+    """(sentence, lost_session) about one server's check; LOST_SESSION marks the sentences that say only that a
+    replica did not know a session another one opened, on a server without session storage: what an opt-in to
+    several replicas without Redis (allow_without_session_storage) accepts."""
     sentences = []
+
+    def add(sentence, lost_session=False):
+        sentences.append((sentence, lost_session))
+
     if server.get("skipped"):
-        return [server["skipped"]]
+        return [(server["skipped"], False)]
     replicas = server.get("replicas") or []
     checked = [r for r in replicas if r.get("checked")]
     if server.get("desired") is not None and len(checked) < server["desired"]:
         missing = ["%s (%s)" % (r["pod"], r.get("reason")) for r in replicas if not r.get("checked")]
-        sentences.append("%d of %d replicas have a running pod to check%s: the others cannot answer; see `kubectl "
+        add("%d of %d replicas have a running pod to check%s: the others cannot answer; see `kubectl "
                          "describe deployment %s -n %s` and the pods' events."
                          % (len(checked), server["desired"], (": not checked " + ", ".join(missing)) if missing else "",
                             server.get("workload"), server["namespace"]))
     for replica in checked:
         if replica.get("error"):
-            sentences.append(_error_sentence(server, replica["pod"], replica["error"].get("step"), replica["error"]))
+            add(_error_sentence(server, replica["pod"], replica["error"].get("step"), replica["error"]))
         elif not replica.get("ready"):
-            sentences.append("pod %s answers but is not Ready: the Service sends it no clients until its readiness "
+            add("pod %s answers but is not Ready: the Service sends it no clients until its readiness "
                              "probe passes." % replica["pod"])
     answering = [r for r in checked if r.get("answered")]
     counts = sorted(set(r.get("tools") for r in answering))
     if len(counts) > 1:
-        sentences.append("its replicas list different numbers of tools (%s): they see different backends (one still "
+        add("its replicas list different numbers of tools (%s): they see different backends (one still "
                          "discovering, or a backend unreachable from some) — compare their logs."
                          % ", ".join("%s %s" % (r["pod"], r.get("tools")) for r in answering))
     elif counts == [0]:
         if server["kind"] == "VirtualMCPServer":
-            sentences.append("it answers but lists no tools: its group has no MCPServers, or it has not discovered "
+            add("it answers but lists no tools: its group has no MCPServers, or it has not discovered "
                              "them yet (toolhive.k8s.status shows its conditions).")
         else:
-            sentences.append("it answers but lists no tools: the backend offers none, or it is failing (see the "
+            add("it answers but lists no tools: the backend offers none, or it is failing (see the "
                              "backend's logs).")
     service = server.get("service") or {}
     if service.get("error") and answering:
-        sentences.append(_service_sentence(server, service))
+        add(_service_sentence(server, service), lost_in_service(server, service))
     session = server.get("session") or {}
     for replica in checked:
         if replica.get("session_served") is False:
-            sentences.append(_session_sentence(server, session.get("opened_on"), replica["pod"],
-                                               replica.get("session_error") or {}))
+            add(_session_sentence(server, session.get("opened_on"), replica["pod"], replica.get("session_error") or {}),
+                not storage_words(server))
     for replica in checked:
         for call in replica.get("calls") or []:
             if call.get("error"):
-                sentences.append("tools/call %s on pod %s failed: %s" % (call["name"], replica["pod"],
+                add("tools/call %s on pod %s failed: %s" % (call["name"], replica["pod"],
                                                                          call["error"].get("message")))
             elif call.get("is_error"):
-                sentences.append("tools/call %s on pod %s answered with isError: %s" % (
+                add("tools/call %s on pod %s answered with isError: %s" % (
                     call["name"], replica["pod"], call.get("text")))
     return sentences
 

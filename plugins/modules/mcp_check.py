@@ -99,6 +99,14 @@ options:
         gateways still discover their backends. C(0) checks once. The findings are those of the last round.
     type: int
     default: 0
+  allow_without_session_storage:
+    description:
+      - The opt-in to several replicas without session storage, as the roles' C(*_allow_without_session_storage).
+        For a server without Redis session storage, a session that another replica does not know is what the
+        opt-in accepts - reported in RV(accepted) and as a warning, not a failure. Every other finding still fails.
+    type: bool
+    default: false
+    version_added: 0.3.0
 attributes:
   check_mode:
     support: full
@@ -146,6 +154,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: One line when OK; otherwise every finding, each on a line of its own (what a failed task shows).
+  returned: always
+  type: str
+  sample: "MCP check NOT OK, 1 finding(s):\n- MCPServer toolhive/fetch: 1 of 2 replicas have a running pod to check"
+accepted:
+  description: The findings O(allow_without_session_storage) accepted (sessions lost between replicas of a server
+    without session storage), as C(KIND NAMESPACE/NAME sentence).
+  returned: always
+  type: list
+  elements: str
 ok:
   description: Every server checked answered on every replica and through its Service, every other replica served the
     session (with O(sessions)) and every allowed tool call succeeded; false in check mode.
@@ -247,6 +266,10 @@ servers:
       type: dict
     findings:
       description: Plain sentences naming the cause and the fix.
+      type: list
+      elements: str
+    accepted:
+      description: This server's findings that O(allow_without_session_storage) accepted.
       type: list
       elements: str
 findings:
@@ -517,16 +540,21 @@ def check(client, servers, params):
         list(pool.map(lambda kept_session: run.endpoint(kept_session[0]).close(kept_session[1]), kept))
 
 
-def verdict(server):
+def verdict(server, accept_lost_sessions=False):
+    """Whether the server passes; ACCEPT_LOST_SESSIONS: a server without session storage whose other replicas do
+    not know a session still passes (mcp_findings.tagged_findings reports it as accepted)."""
     if server["skipped"]:
         return server["ok"]
     replicas = [r for r in server["replicas"] if r["checked"]]
     if not replicas or (server["desired"] is not None and len(replicas) < server["desired"]):
         return False
-    if server["service"].get("error"):
+    if server["service"].get("error") and not (accept_lost_sessions
+                                               and mcp_findings.lost_in_service(server, server["service"])):
         return False
     for replica in replicas:
-        if not replica["answered"] or replica.get("session_served") is False:
+        if not replica["answered"]:
+            return False
+        if replica.get("session_served") is False and not accept_lost_sessions:
             return False
         if any(not call["ok"] for call in replica.get("calls") or []):
             return False
@@ -544,9 +572,12 @@ def one_round(client, params):
     if not params["check_mode"]:
         check(client, servers, params)
     for server in servers:
-        server["ok"] = False if params["check_mode"] else verdict(server)
+        accept = params["allow_without_session_storage"] and not mcp_findings.storage_words(server)
+        tagged = [] if params["check_mode"] else mcp_findings.tagged_findings(server)
+        server["ok"] = False if params["check_mode"] else verdict(server, accept)
         server["check_mode"] = params["check_mode"]
-        server["findings"] = [] if params["check_mode"] else mcp_findings.findings(server)
+        server["findings"] = [sentence for sentence, lost in tagged if not (accept and lost)]
+        server["accepted"] = [sentence for sentence, lost in tagged if accept and lost]
         server["summary"] = mcp_findings.summary(server)
     return servers
 
@@ -569,14 +600,28 @@ def run(module, client):
             break
         time.sleep(2)
     findings = ["%s %s/%s: %s" % (s["kind"], s["namespace"], s["name"], f) for s in servers for f in s["findings"]]
+    accepted = ["%s %s/%s: %s" % (s["kind"], s["namespace"], s["name"], f) for s in servers for f in s["accepted"]]
+    for warning in accepted:
+        module.warn("accepted (allow_without_session_storage): " + warning)
     for server in servers:
         for field in ("timeout", "max_response_bytes", "check_mode"):
             server.pop(field, None)
-    result = dict(changed=False, ok=ok, servers=servers, findings=findings, rounds=rounds)
-    if params["check_mode"]:
-        result["msg"] = "check mode: no MCP request sent; %d pod(s) of %d server(s) would be checked" % (
-            sum(1 for s in servers for r in s["replicas"] if r["running"]), len(servers))
+    result = dict(changed=False, ok=ok, servers=servers, findings=findings, accepted=accepted, rounds=rounds,
+                  msg=message(servers, findings, ok, params["check_mode"]))
     return result
+
+
+def message(servers, findings, ok, check_mode):
+    """One message a failed task shows as it is: the findings themselves, never an empty "Unknown error"."""
+    if check_mode:
+        return "check mode: no MCP request sent; %d pod(s) of %d server(s) would be checked" % (
+            sum(1 for s in servers for r in s["replicas"] if r["running"]), len(servers))
+    if ok:
+        return "MCP check OK: %s" % "; ".join("%s %s: %s" % (s["kind"], s["name"], s["summary"]) for s in servers)
+    if not servers:
+        return "MCP check NOT OK: no server found to check"
+    return "MCP check NOT OK, %d finding(s):\n- %s" % (len(findings), "\n- ".join(
+        findings or ["%s %s: %s" % (s["kind"], s["name"], s["summary"]) for s in servers if not s["ok"]]))
 
 
 def main():
@@ -596,6 +641,7 @@ def main():
         max_response_bytes=dict(type="int", default=1048576),
         parallel=dict(type="int", default=8),
         wait_timeout=dict(type="int", default=0),
+        allow_without_session_storage=dict(type="bool", default=False),
     )
     run_module(argument_spec, run, mutually_exclusive=[("name", "names", "label_selector")])
 

@@ -77,9 +77,18 @@ options:
         description: The HPA settings (not read by the checks; the deploy pipeline passes them on).
         type: dict
   allow_without_session_storage:
-    description: Explicit opt-in to more than one replica without Redis session storage (then a warning).
+    description: Explicit opt-in to more than one replica without Redis session storage (then a warning), for
+      servers of every kind.
     type: bool
     default: false
+  allow_without_session_storage_kinds:
+    description: The same opt-in for servers of these kinds only (the roles pass each kind's own
+      C(*_allow_without_session_storage)).
+    type: list
+    elements: str
+    choices: [VirtualMCPServer, MCPServer, MCPRemoteProxy]
+    default: []
+    version_added: 0.3.0
   strict_release:
     description:
       - Refuse an operator release newer than the newest this collection validates its manifests against
@@ -355,7 +364,9 @@ def run(module, client):
         meta = manifest["metadata"]
         errors, accepted = guards.check_resource(manifest, autoscaled.get((manifest["kind"], meta["namespace"],
                                                                            meta["name"]), ()),
-                                                 params["allow_without_session_storage"], operator_redis)
+                                                 params["allow_without_session_storage"]
+                                                 or manifest["kind"] in params["allow_without_session_storage_kinds"],
+                                                 operator_redis)
         problems.extend(errors)
         warnings.extend(accepted)
     served = check_crds(client, resources, problems, checks)
@@ -387,6 +398,8 @@ def main():
             autoscale=dict(type="dict"),
         )),
         allow_without_session_storage=dict(type="bool", default=False),
+        allow_without_session_storage_kinds=dict(type="list", elements="str", default=[],
+                                                 choices=["VirtualMCPServer", "MCPServer", "MCPRemoteProxy"]),
         strict_release=dict(type="bool", default=False),
         namespaces=dict(type="list", elements="str", default=[]),
         pending_secrets=dict(type="list", elements="dict", default=[], no_log=False, options=dict(

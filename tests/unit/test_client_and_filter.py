@@ -75,3 +75,40 @@ def test_session_storage_from_redis_facts_with_a_prefix_per_server():
     assert session_storage(False, redis) is None
     assert session_storage({"provider": "memory"}, redis) == {"provider": "memory"}
     assert session_storage(None, None) is None
+
+
+def write(path, config):
+    import yaml
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_kubeconfig_paths_merge_as_kubectl_merges_them(tmp_path, monkeypatch):
+    """The first file to name a cluster, user or context wins, and so does the first current-context; files that
+    do not exist are skipped; each file's relative paths are relative to that file."""
+    (tmp_path / "b").mkdir()
+    first = write(tmp_path / "a.yaml", {"current-context": "work", "contexts": [
+        {"name": "work", "context": {"cluster": "k", "user": "u"}}]})
+    second = write(tmp_path / "b" / "config", {
+        "current-context": "ignored", "contexts": [{"name": "work", "context": {"cluster": "other", "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"server": "https://k:6443", "certificate-authority": "ca.crt"}}],
+        "users": [{"name": "u", "user": {"tokenFile": "token"}}]})
+    (tmp_path / "b" / "token").write_text("secret\n")
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join([first, str(tmp_path / "missing"), second]))
+    conn = client.resolve_connection({})
+    assert conn.host == "https://k:6443" and conn.headers == {"Authorization": "Bearer secret"}
+    assert conn.ca_file == str(tmp_path / "b" / "ca.crt")
+    assert first in conn.source and second in conn.source and "(context work)" in conn.source
+
+
+def test_no_file_of_kubeconfig_exists(monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", os.pathsep.join(["/nonexistent/a", "/nonexistent/b"]))
+    with pytest.raises(K8sError, match="no file of KUBECONFIG exists"):
+        client.resolve_connection({})
+
+
+def test_a_kubeconfig_given_as_a_dict_is_not_changed():
+    given = kubeconfig({"tokenFile": "relative/token", "token": "t"})
+    before = repr(given)
+    client.connection_from_kubeconfig(given)
+    assert repr(given) == before

@@ -166,3 +166,28 @@ def test_endpoints_from_the_status_url_and_sse_is_not_checked():
     assert endpoint_of(gateway) == ("vmcp-g", 4483, "/mcp", None)
     legacy = {"kind": "MCPServer", "metadata": {"name": "s"}, "spec": {"transport": "stdio", "proxyMode": "sse"}}
     assert "legacy SSE transport" in endpoint_of(legacy)[3]
+
+
+def test_the_opt_in_accepts_lost_sessions_of_a_server_without_storage_only():
+    """allow_without_session_storage: the sessions the other replicas do not know (on a pod, and through the
+    Service) are accepted; with Redis, or any other finding, the server still fails."""
+    server = refused(base(), 404, "HTTP 404: Session terminated")
+    server["service"]["error"] = {"status": 404, "step": "tools/list", "message": "HTTP 404: Session not found"}
+    tagged = mcp_findings.tagged_findings(server)
+    assert [lost for _sentence, lost in tagged] == [True, True]
+    assert verdict(server, accept_lost_sessions=True) and not verdict(server)
+    with_redis = refused(base(session_storage={"provider": "redis", "address": "r:6379"}), 404, "HTTP 404: gone")
+    assert [lost for _sentence, lost in mcp_findings.tagged_findings(with_redis)] == [False]
+    down = refused(base(), 404, "HTTP 404: Session terminated")
+    down["replicas"][0].update(answered=False, error={"kind": mcp.TIMEOUT, "status": None, "message": "m",
+                                                      "step": "initialize"})
+    assert not verdict(down, accept_lost_sessions=True)  # a replica that does not answer is never accepted
+
+
+def test_a_failed_check_says_its_findings():
+    from ansible_collections.toolhive.k8s.plugins.modules.mcp_check import message
+    server = dict(base(), ok=False, summary="1/2 replicas answer")
+    text = message([server], ["VirtualMCPServer ns/gw: pod gw-b did not answer"], False, False)
+    assert text == "MCP check NOT OK, 1 finding(s):\n- VirtualMCPServer ns/gw: pod gw-b did not answer"
+    assert message([], [], False, False) == "MCP check NOT OK: no server found to check"
+    assert message([dict(server, ok=True)], [], True, False).startswith("MCP check OK: VirtualMCPServer gw")

@@ -90,6 +90,28 @@ def test_sessions_not_shared_finding_names_the_cause(deployed, ansible_env):
             assert "set sessionStorage (provider redis" in sentence, sentence
 
 
+def test_the_opt_in_accepts_lost_sessions_and_the_deploy_succeeds(deployed, ansible_env, run_playbook, images):
+    """The deploy of this very job, with its opt-in (toolhive_allow_without_session_storage) and the MCP check on:
+    the sessions solo and alone lose between replicas are what the user accepted - warnings, and the deploy
+    succeeds. Without the opt-in the same check fails, and its message is the findings themselves."""
+    refused, _seconds = mcp_check(ansible_env, namespace=deployed.namespace, names=["solo", "alone"])
+    assert not refused["ok"] and refused["msg"].startswith("MCP check NOT OK"), refused["msg"]
+    assert "has no session storage" in refused["msg"] and refused["accepted"] == [], refused["msg"]
+
+    accepted, _seconds = mcp_check(ansible_env, namespace=deployed.namespace, names=["solo", "alone"],
+                                   allow_without_session_storage=True)
+    assert accepted["ok"] and accepted["findings"] == [], accepted["findings"]
+    assert {a.split(":")[0] for a in accepted["accepted"]} == {
+        f"VirtualMCPServer {deployed.namespace}/solo", f"MCPServer {deployed.namespace}/alone"}, accepted["accepted"]
+
+    again = run_playbook(REPO / "playbooks" / "deploy.yml",
+                         extra_vars=dict(deploy_vars(deployed.namespace, images), toolhive_mcp_check=True))
+    assert again.returncode == 0, again.output[-6000:]
+    output = " ".join(again.output.split())  # warnings are wrapped to the terminal's width
+    for name in ("VirtualMCPServer %s/solo" % deployed.namespace, "MCPServer %s/alone" % deployed.namespace):
+        assert "accepted (allow_without_session_storage): " + name in output, again.output[-6000:]
+
+
 def host_pids(pod_uid, program):
     """PIDs on this host (the real node) of PROGRAM in the pod with POD_UID, found by their cgroup."""
     pids = []

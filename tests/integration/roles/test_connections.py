@@ -6,6 +6,7 @@ collection's modules and kubernetes.core's tasks in the roles - went where the s
 """
 import re
 
+import pytest
 import yaml
 
 EXAMPLE = {"toolhive_group": "team",
@@ -54,6 +55,11 @@ def test_playbooks_run_per_cluster_and_an_unreachable_one_fails_alone(
         assert kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")["spec"]["replicas"] == 2
 
         one = ("-i", inv, "-e", "toolhive_hosts=cluster-a")
+        # Redis alone with TLS: its generated TLS Secret (toolhive.k8s.tls_secret) goes to the host's cluster too.
+        tls = run_playbook("playbooks/deploy.yml", *one, env=env, extra_vars={
+            "toolhive_namespace": ns + "-tls", "redis_tls": True, "redis_wait": False})
+        assert recap_of(tls.output, "cluster-a")["failed"] == 0, tls.output[-4000:]
+        assert kubectl("get", "secret", "toolhive-redis-tls", "-n", ns + "-tls", check=False).returncode == 0
         for playbook, extra in (
                 ("scale", {"toolhive_kind": "MCPServer", "toolhive_name": "fetch", "toolhive_replicas": 1}),
                 ("autoscale", {"toolhive_kind": "MCPServer", "toolhive_name": "fetch", "toolhive_max_replicas": 3}),
@@ -63,24 +69,51 @@ def test_playbooks_run_per_cluster_and_an_unreachable_one_fails_alone(
             assert recap_of(result.output, "cluster-a")["failed"] == 0, (playbook, result.output[-4000:])
         assert kubectl("get", "virtualmcpserver", "gateway", "-n", ns, check=False).returncode != 0
     finally:
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        for name in (ns, ns + "-tls"):
+            kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def test_module_defaults_once_per_play_reach_the_roles(run_playbook, kubectl, kubeconfig, namespace, tmp_path):
+ROLES = {  # every role of the collection, with what it deploys here (the operator role: verify only)
+    "operator": {"operator_install": False},
+    "redis": {"redis_tls": True},  # the TLS Secret too (toolhive.k8s.tls_secret)
+    "vmcp": {"vmcp_instances": [{"name": "gateway", "replicas": 1}]},
+    "mcpserver": {"mcpserver_servers": [{"name": "fetch", "image": "ghcr.io/org/fetch:v1",
+                                         "transport": "streamable-http"}]},
+    "mcpremoteproxy": {"mcpremoteproxy_proxies": [{"name": "up", "remote_url": "https://mcp.example.com/mcp"}]},
+}
+
+
+@pytest.mark.parametrize("group", ["toolhive.k8s.k8s", "kubernetes.core.k8s"])
+def test_module_defaults_once_per_play_reach_every_role(run_playbook, kubectl, kubeconfig, namespace, tmp_path,
+                                                         group):
+    """Either group - the collection's, or kubernetes.core's that its users already set - reaches every request
+    of every role, deploying and removing."""
     ns = namespace + "-m"
-    play = tmp_path / "play.yml"
-    play.write_text(yaml.safe_dump([{
-        "name": "Roles with the connection given once", "hosts": "localhost", "gather_facts": False,
-        "module_defaults": {"group/toolhive.k8s.k8s": {"kubeconfig": kubeconfig}},
-        "vars": {"toolhive_namespace": ns, "vmcp_instances": [{"name": "gateway", "replicas": 1}]},
-        "tasks": [{"name": "Redis", "ansible.builtin.include_role": {"name": "toolhive.k8s.redis"}},
-                  {"name": "Gateway", "ansible.builtin.include_role": {"name": "toolhive.k8s.vmcp"}}],
-    }]))
+
+    def play(state):
+        tasks = [{"name": role, "ansible.builtin.include_role": {"name": "toolhive.k8s." + role},
+                  "vars": dict(variables, **({} if role == "operator" else {role + "_state": state}))}
+                 for role, variables in ROLES.items()]
+        return {"name": "Every role, the connection given once (%s)" % state, "hosts": "localhost",
+                "gather_facts": False, "module_defaults": {"group/" + group: {"kubeconfig": kubeconfig}},
+                "vars": {"toolhive_namespace": ns, "redis_purge": True, "toolhive_group": "team"},
+                "tasks": tasks if state == "present" else tasks[:0:-1]}  # removed in reverse, no operator
+
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([play("present")]))
     try:
-        result = run_playbook(play, env=nowhere_env(tmp_path))
+        result = run_playbook(playbook, env=nowhere_env(tmp_path))
         assert recap_of(result.output, "localhost")["failed"] == 0, result.output[-4000:]
         assert kubectl("get", "deployment", "gateway", "-n", ns, "-o", "json")["spec"]["replicas"] == 1
-        assert kubectl("get", "secret", "toolhive-redis-auth", "-n", ns, check=False).returncode == 0
+        for kind, name in (("secret", "toolhive-redis-auth"), ("secret", "toolhive-redis-tls"),
+                           ("mcpserver", "fetch"), ("mcpremoteproxy", "up")):
+            assert kubectl("get", kind, name, "-n", ns, check=False).returncode == 0, (kind, name)
+        playbook.write_text(yaml.safe_dump([play("absent")]))
+        result = run_playbook(playbook, env=nowhere_env(tmp_path))
+        assert recap_of(result.output, "localhost")["failed"] == 0, result.output[-4000:]
+        for kind, name in (("virtualmcpserver", "gateway"), ("mcpserver", "fetch"), ("mcpremoteproxy", "up"),
+                           ("secret", "toolhive-redis-tls")):
+            assert kubectl("get", kind, name, "-n", ns, check=False).returncode != 0, (kind, name)
     finally:
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
 

@@ -128,6 +128,9 @@ def test_diff_shows_a_change_and_teardown_keeps_the_secret_unless_purged(run_pla
      "spec.backendReplicas=3 with transport stdio"),
     ({"redis_enabled": False},
      "VirtualMCPServer {ns}/gateway: spec.replicas=3 without Redis session storage"),
+    # One kind's opt-in is its own: fetch's 2 proxies are accepted, the gateway's 3 replicas are not.
+    ({"redis_enabled": False, "mcpserver_allow_without_session_storage": True},
+     "VirtualMCPServer {ns}/gateway: spec.replicas=3 without Redis session storage"),
     ({"mcpserver_servers": [{"name": "gateway", "image": "x", "transport": "streamable-http"}]},
      "MCPServer and VirtualMCPServer {ns}/gateway share a name"),
     ({"mcpserver_servers": [{"name": "p", "image": "x", "transport": "streamable-http",

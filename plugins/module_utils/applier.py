@@ -20,6 +20,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
+from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
 
 WORKERS = 8
 
@@ -47,13 +48,20 @@ def object_path(manifest):
 
 
 def _comparable(obj):
-    """What a no-op apply leaves alone: everything but bookkeeping (versions, managedFields' times)."""
+    """What a no-op apply leaves alone: the object without its status and the server's bookkeeping (versions, and
+    the field records of every other manager, which a controller writing status changes at any moment; our own
+    record stays, without its time). A status written between the list and the dry run is then no change."""
     obj = copy.deepcopy(obj)
+    obj.pop("status", None)
     meta = obj.get("metadata") or {}
     for field in ("resourceVersion", "generation"):
         meta.pop(field, None)
-    for entry in meta.get("managedFields") or []:
+    ours = [dict(entry) for entry in meta.get("managedFields") or []
+            if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+            and not entry.get("subresource")]
+    for entry in ours:
         entry.pop("time", None)
+    meta["managedFields"] = ours
     return obj
 
 
@@ -180,7 +188,15 @@ class Applier:
                 continue
             path = object_path({"kind": result["kind"], "apiVersion": result["before"]["apiVersion"],
                                 "metadata": {"name": result["name"], "namespace": result["namespace"]}})
-            while self.client.get_or_none(path) is not None:
+            failures = Outage()
+            while True:
+                try:
+                    if self.client.get_or_none(path) is None:
+                        break
+                    failures.answered()
+                except K8sError as exc:
+                    failures.absorb(exc, deadline, "%s to be deleted" % result["ref"])
+                    continue
                 if time.time() >= deadline:
                     raise K8sError("timed out after %ss waiting for %s to be deleted (a finalizer may hold it)"
                                    % (timeout, result["ref"]))

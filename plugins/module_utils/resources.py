@@ -16,6 +16,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, PLURALS
 from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
+from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import OUTAGE, Outage
 
 WORKLOAD_PLURALS = {kind: kinds.API[kind][1] for kind in ("Deployment", "StatefulSet")}
 
@@ -139,6 +140,23 @@ def find_workload(client, resource_kind, name, namespace, role):
     return Workload(role, kind, obj["metadata"]["name"] if obj else name, namespace, obj)
 
 
+def wait_for_workload(client, resource_kind, name, namespace, role, timeout):
+    """find_workload, asked again every second for up to TIMEOUT seconds until the workload exists (the operator
+    creates it after the resource; transient failures are waited out as in every wait)."""
+    deadline = time.time() + timeout
+    failures = Outage()
+    while True:
+        try:
+            workload = find_workload(client, resource_kind, name, namespace, role)
+            failures.answered()
+        except K8sError as exc:
+            failures.absorb(exc, deadline, "the %s of %s %s/%s" % (role, resource_kind, namespace, name))
+            continue
+        if workload.exists or time.time() >= deadline:
+            return workload
+        time.sleep(1)
+
+
 def hpas_for(client, namespace, workloads):
     """{role: hpa} for HPAs whose scaleTargetRef is one of the workloads."""
     items = client.get(hpa_path(namespace)).get("items", [])
@@ -168,30 +186,28 @@ def hpa_summary(hpa):
     }
 
 
-def wait_for_ready(client, workload, replicas, timeout, describe, done=None, outage=15):
+def wait_for_ready(client, workload, replicas, timeout, describe, done=None, outage=OUTAGE):
     """Poll until the workload runs `replicas` up-to-date ready pods; returns its counts.
 
     describe(): a string with the resource's conditions for the timeout message. done: what the task already
-    changed, said if the wait fails. An API server that stops answering for up to `outage` seconds (a restart,
-    a leader change) is waited out; longer, and the task fails saying so.
+    changed, said if the wait fails. Transient failures (a restart, a leader change, throttling) are waited out
+    (waiter.Outage); longer, and the task fails saying so and what stands.
     """
     deadline = time.time() + timeout
-    unreachable_since = None
+    failures = Outage(outage)
     what = "%s %s/%s" % (workload.kind, workload.namespace, workload.name)
     while True:
         try:
             obj = client.get(workload.path())
-            unreachable_since = None
+            failures.answered()
         except K8sError as exc:
-            if exc.status is not None:  # an HTTP answer: the server is there and refused
-                raise
-            unreachable_since = unreachable_since or time.time()
-            if time.time() - unreachable_since >= outage or time.time() >= deadline:
+            try:
+                failures.absorb(exc, deadline, "%s to run %d ready replicas" % (what, replicas))
+            except K8sError as lost:
                 counts = workload.counts()
-                raise K8sError("lost the API server while waiting for %s to run %d ready replicas (last seen: ready "
-                               "%s of spec %s). %s%s" % (what, replicas, counts["ready"], counts["spec"],
-                                                         (done + "; that change stands. ") if done else "", exc))
-            time.sleep(1)
+                raise K8sError("%s (last seen: ready %s of spec %s). %s" % (
+                    lost, counts["ready"], counts["spec"], (done + "; that change stands.") if done else ""),
+                    status=lost.status)
             continue
         workload.obj = obj
         status = obj.get("status", {})

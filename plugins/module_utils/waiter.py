@@ -46,11 +46,48 @@ def describe(obj):
     return "spec %s, current %s, ready %s, updated %s" % counts
 
 
-def wait_ready(client, wanted, timeout, outage=15):
+# Answers worth asking again: throttling (429) and server failures (an apiserver restarting behind a load
+# balancer answers 502/503/504). No answer at all (status None) counts too.
+TRANSIENT = (429, 500, 502, 503, 504)
+OUTAGE = 15  # seconds of transient failures in a row a wait or a read waits out
+
+
+def transient(exc):
+    return exc.status is None or exc.status in TRANSIENT
+
+
+class Outage:
+    """The one outage rule of every wait and of status: a transient failure (no answer, 429, 5xx) is asked again
+    once a second, for up to BOUND seconds in a row and never past the deadline; then the task fails, saying what
+    it was waiting for and what it saw. Any other failure is raised at once."""
+
+    def __init__(self, bound=OUTAGE):
+        self.bound, self.since, self.seen = bound, None, []
+
+    def answered(self):
+        self.since, self.seen = None, []
+
+    def absorb(self, exc, deadline, what):
+        """Sleep a second and return when EXC may be waited out; raise K8sError otherwise. DEADLINE None: only the
+        bound limits the wait (a read that waits for nothing else)."""
+        if not transient(exc):
+            raise exc
+        now = time.time()
+        self.since = self.since or now
+        seen = "no answer" if exc.status is None else "HTTP %d" % exc.status
+        if seen not in self.seen:
+            self.seen.append(seen)
+        if now - self.since >= self.bound or (deadline is not None and now >= deadline):
+            raise K8sError("lost the API server while waiting for %s: %s for %.0fs in a row (last: %s)"
+                           % (what, ", ".join(self.seen), now - self.since, exc), status=exc.status)
+        time.sleep(1)
+
+
+def wait_ready(client, wanted, timeout, outage=OUTAGE):
     """Wait until every object in wanted [(kind, namespace, name)] is ready (READY[kind]).
 
-    An API server that stops answering for up to `outage` seconds is waited out. Raises K8sError naming
-    what is not ready, with its counts, on timeout or a longer outage.
+    Transient failures are waited out (Outage). Raises K8sError naming what is not ready, with its counts, on
+    timeout or a longer outage.
     """
     deadline = time.time() + timeout
     by_collection = {}
@@ -59,11 +96,11 @@ def wait_ready(client, wanted, timeout, outage=15):
     for (kind, namespace), names in sorted(by_collection.items()):
         prefix, plural = kinds.API[kind][:2]
         path = "%s/namespaces/%s/%s" % (prefix, namespace, plural)
-        seen, unreachable_since = {}, None
+        seen, failures = {}, Outage(outage)
         while True:
             try:
                 listed = client.get(path)
-                unreachable_since = None
+                failures.answered()
                 seen.update({i["metadata"]["name"]: i for i in listed.get("items", []) if i["metadata"]["name"] in names})
                 if all(n in seen and READY[kind](seen[n]) for n in names):
                     break
@@ -81,13 +118,7 @@ def wait_ready(client, wanted, timeout, outage=15):
             except K8sError as exc:
                 if exc.status == 410:  # the list's version is too old to watch from: list again
                     continue
-                if exc.status is not None:
-                    raise
-                unreachable_since = unreachable_since or time.time()
-                if time.time() - unreachable_since >= outage or time.time() >= deadline:
-                    raise K8sError("lost the API server while waiting for %s in %s to be ready: %s"
-                                   % (kind, namespace, exc))
-                time.sleep(1)
+                failures.absorb(exc, deadline, "%s in %s to be ready" % (kind, namespace))
         waiting = sorted(n for n in names if not (n in seen and READY[kind](seen[n])))
         if waiting:
             states = ["%s/%s (%s)" % (namespace, n, describe(seen[n]) if n in seen else "not created") for n in waiting]

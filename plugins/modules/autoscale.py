@@ -71,6 +71,14 @@ options:
         count to the HPA. Without it, a resource that sets the field is refused.
     type: bool
     default: false
+  workload_timeout:
+    description:
+      - Seconds to wait for the workload the HPA targets, which the operator (or, for a backend, the proxy runner)
+        creates after the resource - right after a first deploy it may not exist yet. Then the task fails, naming
+        the workload. Not waited for in check mode.
+    type: int
+    default: 120
+    version_added: 0.3.0
 seealso:
   - module: toolhive.k8s.scale
   - module: toolhive.k8s.status
@@ -132,7 +140,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds,
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, find_workload, get_resource, hpa_path, hpa_summary)
+    cr_path, find_workload, get_resource, hpa_path, hpa_summary, wait_for_workload)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "toolhive.k8s"}
 
@@ -265,15 +273,21 @@ def run(module, client):
 
 def autoscale_once(module, client):
     params = module.params
-    workload = find_workload(client, params["kind"], params["name"], params["namespace"],
-                             role_for_target(params["kind"], params["target"]))
+    role = role_for_target(params["kind"], params["target"])
     if params["state"] == "absent":  # the HPA's name says whose it is: a server already gone still loses its HPA
-        return absent(module, client, workload)
+        return absent(module, client, find_workload(client, params["kind"], params["name"], params["namespace"],
+                                                    role))
     resource = get_resource(client, params["kind"], params["name"], params["namespace"], params["api_version"])
+    # Right after a first deploy the operator may not have created the workload yet: wait for it, bounded.
+    workload = wait_for_workload(client, params["kind"], params["name"], params["namespace"], role,
+                                 0 if module.check_mode else params["workload_timeout"])
     if not workload.exists:
-        module.fail_json(msg="%s: the operator has not created its %s %s yet; nothing for an HPA to target"
+        module.fail_json(msg="%s: its %s %s does not exist after %ss: the operator has not created it, so there is "
+                             "nothing for an HPA to target. Fix: check the resource's conditions "
+                             "(toolhive.k8s.status) and the operator's logs, then run again"
                              % (guards.label(params["kind"], params["namespace"], params["name"]),
-                                workload.role, workload.kind))
+                                workload.role, workload.kind,
+                                0 if module.check_mode else params["workload_timeout"]))
     return present(module, client, resource, workload)
 
 
@@ -290,6 +304,7 @@ def main():
         memory_percent=dict(type="int"),
         behavior=dict(type="dict"),
         release_replicas=dict(type="bool", default=False),
+        workload_timeout=dict(type="int", default=120),
     )
     run_module(argument_spec, run)
 

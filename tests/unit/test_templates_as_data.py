@@ -59,6 +59,7 @@ BASE = {
         "redis_sentinel_discovery_without_auth": True,
         "redis_api_version": "v1beta1",
         "redis_auth_config": {"name": "auth", "embedded_auth_server": {"issuer": "https://i"}},
+        "pipeline_cluster_domain": "cluster.local",
     }),
 }
 
@@ -86,7 +87,7 @@ STRING_VALUES = [
     ("sentinel", ("redis_name",)), ("sentinel", ("redis_namespace",)), ("sentinel", ("redis_image",)),
     ("sentinel", ("redis_password_secret",)), ("sentinel", ("redis_password_key",)),
     ("sentinel", ("pipeline_redis_tls_secret",)), ("sentinel", ("redis_sentinel_master_name",)),
-    ("sentinel", ("redis_auth_config", "name")),
+    ("sentinel", ("redis_auth_config", "name")), ("sentinel", ("pipeline_cluster_domain",)),
 ]
 
 
@@ -177,3 +178,10 @@ def test_a_remote_proxy_renders_every_field_and_its_own_key_prefix(render):
     variables["mcpremoteproxy_group"] = ""
     [bare] = render("remote", variables)
     assert bare["spec"] == {"remoteUrl": "https://x.example.com"}  # the CRD's defaults, nothing the user did not ask
+
+
+def test_the_sentinel_pods_are_named_in_the_clusters_domain(render):
+    variables = dict(copy.deepcopy(BASE["sentinel"][1]), pipeline_cluster_domain="corp.example")
+    text = yaml.safe_dump_all(render("sentinel", variables))
+    assert "r-0.r-headless.ns.svc.corp.example" in text and "r-sentinel-0.r-sentinel-headless.ns.svc.corp.example" \
+        in text and "cluster.local" not in text

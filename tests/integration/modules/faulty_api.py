@@ -7,6 +7,7 @@ answers 409), or stop answering (as an API server that goes away does). The
 module under test points at it with `host: http://127.0.0.1:PORT`.
 """
 import base64
+import json
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,7 +40,10 @@ class FaultyAPI:
         server, ca, cert, key = _credentials(kubeconfig)
         self.upstream = server
         self.pool = urllib3.PoolManager(ca_certs=ca, cert_file=cert, key_file=key, retries=False)
-        self.hooks = []  # hook(method, path) before each forward; returns "cut" to drop this connection
+        # hook(method, path) before each forward; returns "cut" to drop this connection, an HTTP status to answer
+        # with instead of the API server (a Status object, as the API server's own 429/503 carry), or a dict to
+        # answer 200 with (a list as the API server would give it, say before a controller created an object).
+        self.hooks = []
         self.log = []  # (method, path, status) of every request answered
         proxy = self
 
@@ -50,6 +54,19 @@ class FaultyAPI:
                 if "cut" in cut or proxy.gone.is_set():
                     self.close_connection = True
                     self.connection.shutdown(2)
+                    return
+                status = next((answer for answer in cut if isinstance(answer, (int, dict))), None)
+                if status:
+                    body = json.dumps(status if isinstance(status, dict) else {
+                        "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status,
+                        "message": "the front answered %d" % status}).encode()
+                    status = 200 if isinstance(status, dict) else status
+                    proxy.log.append((self.command, self.path.split("?")[0], status))
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
                 response = proxy.pool.request(self.command, proxy.upstream + self.path, body=body, headers=headers)

@@ -155,3 +155,125 @@ def test_a_short_outage_mid_wait_is_waited_out(toolhive, faulty_api, vmcp, get, 
                       allow_without_session_storage=True, wait_timeout=60, **through(faulty_api))
     assert not result.is_failed, result.get("msg")
     assert result["ready_replicas"] == 2 and "start" in outage
+
+
+def after_the_write(faulty_api, answer, seconds=None):
+    """A hook: every GET after the first write is answered with ANSWER (an HTTP status) for SECONDS (None:
+    for ever); records when it started and how many it answered."""
+    seen = {"answered": 0}
+
+    def hook(method, path):
+        if method != "GET" or not any(entry[0] == "PATCH" for entry in faulty_api.log):
+            return None
+        seen.setdefault("start", time.monotonic())
+        if seconds is None or time.monotonic() - seen["start"] < seconds:
+            seen["answered"] += 1
+            return answer() if callable(answer) else answer
+        return None
+
+    faulty_api.hooks.append(hook)
+    return seen
+
+
+def test_throttling_and_server_errors_mid_wait_are_waited_out(toolhive, faulty_api, vmcp, get, namespace):
+    """429s and 503s for 3 s right after the scale: the wait asks again and ends as the API server answers."""
+    name = vmcp()
+    answers = iter([429, 503] * 100)
+    seen = after_the_write(faulty_api, lambda: next(answers), seconds=3)
+    result = toolhive("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=2,
+                      allow_without_session_storage=True, wait_timeout=60, **through(faulty_api))
+    assert not result.is_failed, result.get("msg")
+    assert result["ready_replicas"] == 2 and seen["answered"] >= 2  # the front really answered 429/503 first
+
+
+def test_a_wait_gives_up_after_the_outage_bound_saying_what_it_saw(toolhive, faulty_api, vmcp, get, namespace):
+    name = vmcp()
+    after_the_write(faulty_api, 503)
+    started = time.monotonic()
+    result = toolhive("scale", kind="VirtualMCPServer", name=name, namespace=namespace, replicas=3,
+                      allow_without_session_storage=True, wait_timeout=120, **through(faulty_api))
+    assert result.is_failed
+    assert f"lost the API server while waiting for Deployment {namespace}/{name} to run 3 ready replicas: " \
+           "HTTP 503 for 15s in a row" in result["msg"], result["msg"]
+    assert f"Deployment {name} was scaled to 3; that change stands" in result["msg"]
+    assert time.monotonic() - started < 60  # the outage bound, not the wait's 120 s
+
+
+def test_status_asks_again_through_a_short_outage(toolhive, faulty_api, vmcp, namespace):
+    name = vmcp()
+    seen = {"answered": 0}
+
+    def first_reads(method, path):
+        seen.setdefault("start", time.monotonic())
+        if method == "GET" and time.monotonic() - seen["start"] < 2:
+            seen["answered"] += 1
+            return 503
+        return None
+
+    faulty_api.hooks.append(first_reads)
+    result = toolhive("status", kind="VirtualMCPServer", name=name, namespace=namespace, **through(faulty_api))
+    assert not result.is_failed, result.get("msg")
+    assert result["resources"][0]["name"] == name and seen["answered"] >= 1
+
+
+def test_a_status_written_between_the_list_and_the_dry_run_is_no_change(toolhive, faulty_api, kubectl, get,
+                                                                         namespace):
+    """A controller writes status at any moment; the no-op test compares what the apply owns, so it sends no
+    write. The control: the status write really happened between the two reads."""
+    group = {"apiVersion": "toolhive.stacklok.dev/v1beta1", "kind": "MCPGroup",
+             "metadata": {"name": "quiet", "namespace": namespace}, "spec": {"description": "a group"}}
+    first = toolhive("apply", resources=[group], namespaces=[namespace], wait=False)
+    assert not first.is_failed and first["created"], first
+    written = []
+
+    def status_meanwhile(method, path):
+        if method == "PATCH" and "dryRun=All" in path and "/mcpgroups/quiet" in path and not written:
+            before = get("mcpgroup", "quiet")["metadata"]["resourceVersion"]
+            kubectl("patch", "mcpgroup", "quiet", "-n", namespace, "--subresource=status", "--type=merge",
+                    "-p", '{"status": {"phase": "Failed"}}')
+            written.append((before, get("mcpgroup", "quiet")["metadata"]["resourceVersion"]))
+
+    faulty_api.hooks.append(status_meanwhile)
+    again = toolhive("apply", resources=[group], namespaces=[namespace], wait=False, **through(faulty_api))
+    assert not again.is_failed, again.get("msg")
+    assert written and written[0][0] != written[0][1]  # the status write landed between the list and the dry run
+    assert again["unchanged"] == [f"MCPGroup {namespace}/quiet"] and not again["changed"], again
+    patches = [entry for entry in faulty_api.log if entry[0] == "PATCH" and entry[1].endswith("/mcpgroups/quiet")]
+    assert len(patches) == 1  # the dry run only (the log drops the query): no write was sent
+
+
+def deployments_hidden(faulty_api, namespace, seconds=None):
+    """A hook answering the namespace's Deployment list with no items for SECONDS (None: for ever), as the API
+    server does before the operator has created a server's workload."""
+    seen = {}
+
+    def hook(method, path):
+        if method == "GET" and path.split("?")[0] == f"/apis/apps/v1/namespaces/{namespace}/deployments":
+            seen.setdefault("start", time.monotonic())
+            if seconds is None or time.monotonic() - seen["start"] < seconds:
+                seen["hidden"] = seen.get("hidden", 0) + 1
+                return {"kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": {}, "items": []}
+        return None
+
+    faulty_api.hooks.append(hook)
+    return seen
+
+
+def test_autoscale_waits_for_the_workload_the_operator_creates(toolhive, faulty_api, vmcp, get, namespace):
+    """Right after a first deploy the Deployment may not exist yet: the HPA step waits for it (bounded)."""
+    name = vmcp()
+    seen = deployments_hidden(faulty_api, namespace, seconds=3)
+    result = toolhive("autoscale", kind="VirtualMCPServer", name=name, namespace=namespace, max_replicas=3,
+                      **through(faulty_api))
+    assert not result.is_failed, result.get("msg")
+    assert seen["hidden"] >= 2 and get("horizontalpodautoscaler", result["hpa"]["name"])  # it waited, then made it
+
+
+def test_autoscale_gives_up_on_a_workload_that_never_comes(toolhive, faulty_api, vmcp, get, namespace):
+    name = vmcp()
+    deployments_hidden(faulty_api, namespace)
+    result = toolhive("autoscale", kind="VirtualMCPServer", name=name, namespace=namespace, max_replicas=3,
+                      workload_timeout=3, **through(faulty_api))
+    assert result.is_failed
+    assert f"VirtualMCPServer {namespace}/{name}: its vmcp Deployment does not exist after 3s" in result["msg"], \
+        result["msg"]

@@ -143,6 +143,7 @@ def test_diff_shows_a_change_and_teardown_keeps_the_secret_unless_purged(run_pla
                                                  "passwordRef": {"name": "nope", "key": "password"}}}]},
      "names Secret nope, which does not exist"),
     ({"toolhive_api_version": "v1alpha9"}, "value of toolhive_api_version must be one of: v1beta1, v1alpha1"),
+    ({"toolhive_cluster_domain": "corp example"}, "toolhive_cluster_domain = 'corp example' must be a DNS domain"),
 ])
 def test_guards_refuse_before_any_write(run_playbook, kubectl, fresh_namespace, overrides, message):
     ns = fresh_namespace
@@ -150,6 +151,15 @@ def test_guards_refuse_before_any_write(run_playbook, kubectl, fresh_namespace, 
     assert recap(result.output)["failed"] == 1
     assert message.format(ns=ns) in result.output, result.output[-3000:]
     assert kubectl("get", "namespace", ns, check=False).returncode != 0  # nothing at all was written
+
+
+def test_the_cluster_domain_is_a_variable(run_playbook, fresh_namespace):
+    """Clusters with another clusterDomain: the servers' Redis address ends in it (check mode: nothing is written)."""
+    ns = fresh_namespace
+    plain = run_playbook(PLAYBOOK, "--check", "--diff", extra_vars=example(ns, toolhive_cluster_domain="corp.example"))
+    assert recap(plain.output)["failed"] == 0, plain.output[-4000:]
+    assert f"address: toolhive-redis.{ns}.svc.corp.example:6379" in plain.output, plain.output[-4000:]
+    assert "svc.cluster.local" not in plain.output
 
 
 def test_opt_in_deploys_without_redis_with_a_warning(run_playbook, kubectl, fresh_namespace):

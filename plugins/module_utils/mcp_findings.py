@@ -13,6 +13,32 @@ WHAT = {"VirtualMCPServer": "gateway", "MCPServer": "server", "MCPRemoteProxy": 
 ROLE = {"VirtualMCPServer": "vmcp", "MCPServer": "mcpserver", "MCPRemoteProxy": "mcpremoteproxy"}
 
 
+# What the API server says when its network cannot reach a pod at all (a managed control plane with no route or
+# firewall opening to the nodes' pod ports), as opposed to a pod that refuses the connection.
+NO_ROUTE = ("no route to host", "i/o timeout", "network is unreachable", "context deadline exceeded")
+
+
+def api_server_cannot_reach(error):
+    """Whether a replica's error is the API server's proxy failing to reach the pod's network."""
+    message = (error or {}).get("message") or ""
+    return ((error or {}).get("kind") == mcp.UNREACHABLE and "error trying to reach service" in message
+            and any(words in message for words in NO_ROUTE))
+
+
+def could_not_run(servers):
+    """One sentence with the fix when the check could not run at all: no pod answered, and the API server said of
+    every pod it tried that its network cannot reach it; None otherwise."""
+    tried = [r for s in servers for r in s.get("replicas") or [] if r.get("checked")]
+    if not tried or any(r.get("answered") for r in tried):
+        return None
+    if not all(api_server_cannot_reach(r.get("error")) for r in tried):
+        return None
+    return ("the MCP check could not run: the API server cannot reach the pods (%s), which is common on managed "
+            "clusters whose control plane has no route to the nodes' pod ports. The rollout itself is not in "
+            "question. Fix: allow the control plane to reach the pods' ports (a firewall rule), or skip the check "
+            "(toolhive_mcp_check: false) and check from inside the cluster." % tried[0]["error"]["message"])
+
+
 def storage_words(server):
     storage = server.get("session_storage") or {}
     if storage.get("provider") != "redis":

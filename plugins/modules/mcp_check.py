@@ -159,6 +159,12 @@ msg:
   returned: always
   type: str
   sample: "MCP check NOT OK, 1 finding(s):\n- MCPServer toolhive/fetch: 1 of 2 replicas have a running pod to check"
+could_not_run:
+  description: Why the check could not run at all - the API server's proxy reached none of the pods for a network
+    reason (common on managed clusters) - with the fix; also a warning. RV(ok) is then false, but nothing is known
+    to be wrong with the servers. C(null) when the check ran.
+  returned: always
+  type: str
 accepted:
   description: The findings O(allow_without_session_storage) accepted (sessions lost between replicas of a server
     without session storage), as C(KIND NAMESPACE/NAME sentence).
@@ -596,9 +602,14 @@ def run(module, client):
         rounds += 1
         servers = one_round(client, params)
         ok = bool(servers) and all(s["ok"] for s in servers) and not params["check_mode"]
-        if ok or params["check_mode"] or time.monotonic() + 2 > deadline:
+        unreachable = None if params["check_mode"] else mcp_findings.could_not_run(servers)
+        if ok or unreachable or params["check_mode"] or time.monotonic() + 2 > deadline:
             break
         time.sleep(2)
+    if unreachable:  # not the servers' fault, and no retry changes it: said once, not as every pod's finding
+        module.warn(unreachable)
+        for server in servers:
+            server.update(findings=[], summary="could not run (the API server cannot reach the pods)")
     findings = ["%s %s/%s: %s" % (s["kind"], s["namespace"], s["name"], f) for s in servers for f in s["findings"]]
     accepted = ["%s %s/%s: %s" % (s["kind"], s["namespace"], s["name"], f) for s in servers for f in s["accepted"]]
     for warning in accepted:
@@ -607,7 +618,7 @@ def run(module, client):
         for field in ("timeout", "max_response_bytes", "check_mode"):
             server.pop(field, None)
     result = dict(changed=False, ok=ok, servers=servers, findings=findings, accepted=accepted, rounds=rounds,
-                  msg=message(servers, findings, ok, params["check_mode"]))
+                  could_not_run=unreachable, msg=unreachable or message(servers, findings, ok, params["check_mode"]))
     return result
 
 

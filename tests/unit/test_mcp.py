@@ -191,3 +191,26 @@ def test_a_failed_check_says_its_findings():
     assert text == "MCP check NOT OK, 1 finding(s):\n- VirtualMCPServer ns/gw: pod gw-b did not answer"
     assert message([], [], False, False) == "MCP check NOT OK: no server found to check"
     assert message([dict(server, ok=True)], [], True, False).startswith("MCP check OK: VirtualMCPServer gw")
+
+
+def unreachable(server, words):
+    for replica in server["replicas"]:
+        replica.update(answered=False, tools=None, session_served=None, error={
+            "kind": mcp.UNREACHABLE, "status": 503, "step": "initialize",
+            "message": "HTTP 503 from the API server: error trying to reach service: dial tcp 10.0.0.9:4483: " + words})
+    return server
+
+
+@pytest.mark.parametrize("words", ["connect: no route to host", "i/o timeout"])
+def test_no_route_from_the_api_server_to_any_pod_means_the_check_could_not_run(words):
+    sentence = mcp_findings.could_not_run([unreachable(base(), words)])
+    assert sentence.startswith("the MCP check could not run: the API server cannot reach the pods") and words in sentence
+    assert "Fix: allow the control plane to reach the pods' ports" in sentence
+
+
+def test_a_pod_that_refuses_or_one_that_answers_is_the_servers_own_finding():
+    assert mcp_findings.could_not_run([unreachable(base(), "connect: connection refused")]) is None
+    one_answers = unreachable(base(), "connect: no route to host")
+    one_answers["replicas"][0].update(answered=True, error=None)
+    assert mcp_findings.could_not_run([one_answers]) is None
+    assert mcp_findings.could_not_run([base(replicas=[])]) is None  # nothing tried: nothing to conclude

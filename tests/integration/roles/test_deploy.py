@@ -162,6 +162,23 @@ def test_the_cluster_domain_is_a_variable(run_playbook, fresh_namespace):
     assert "svc.cluster.local" not in plain.output
 
 
+def test_a_check_the_api_server_cannot_run_is_a_warning_not_a_failure(run_playbook, fresh_namespace):
+    """KWOK's pods are Ready but have no network: the API server answers 'no route to host' for every one, as a
+    managed control plane without a route to the nodes' pod ports does. The rollout is fine: the deploy succeeds,
+    warning once with the fix, and status says the check could not run."""
+    ns = fresh_namespace
+    result = run_playbook(PLAYBOOK, extra_vars=example(ns, toolhive_mcp_check=True, toolhive_mcp_check_wait=20))
+    assert recap(result.output)["failed"] == 0, result.output[-4000:]
+    output = " ".join(result.output.split())  # warnings are wrapped to the terminal's width
+    assert "the MCP check could not run: the API server cannot reach the pods" in output, result.output[-4000:]
+    assert "no route to host" in output and "Fix: allow the control plane to reach the pods' ports" in output
+    status = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": ns, "toolhive_mcp_check": True})
+    report = " ".join(status.output.split())
+    assert recap(status.output)["failed"] == 0, status.output[-4000:]
+    assert f"VirtualMCPServer {ns}/gateway: phase Ready" in report and \
+        "MCP: could not run (the API server cannot reach the pods)" in report, report[-3000:]
+
+
 def test_opt_in_deploys_without_redis_with_a_warning(run_playbook, kubectl, fresh_namespace):
     ns = fresh_namespace
     result = run_playbook(PLAYBOOK, extra_vars=example(ns, redis_enabled=False,

@@ -107,7 +107,8 @@ def _absolute_paths(config, base_dir):
         for entry in config.get(section) or []:
             body = entry.get(what) or {}
             for field in fields:
-                body[field] = _relative(body.get(field), base_dir)
+                if body.get(field):
+                    body[field] = _relative(body[field], base_dir)
             command = (body.get("exec") or {}).get("command")
             if what == "user" and command and os.sep in command:  # a bare name is looked up in PATH
                 body["exec"]["command"] = _relative(command, base_dir)
@@ -222,7 +223,9 @@ def _connection_from_kubernetes_client(config, context, path):
     configuration = Configuration()
     kube_config.load_kube_config_from_dict(config_dict=config, context=context, client_configuration=configuration)
     headers = {}
-    api_key = configuration.api_key.get("authorization")
+    # kubernetes >= 29 keeps the token under "BearerToken" (with its "Bearer " prefix); older ones under
+    # "authorization".
+    api_key = configuration.api_key.get("BearerToken") or configuration.api_key.get("authorization")
     if api_key:
         headers["Authorization"] = api_key if " " in api_key else "Bearer " + api_key
     return Connection(host=configuration.host, headers=headers, ca_file=configuration.ssl_ca_cert,

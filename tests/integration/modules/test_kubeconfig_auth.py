@@ -24,6 +24,12 @@ def exec_kubeconfig(kubectl, kubeconfig, namespace, tmp_path):
     kubectl("create", "serviceaccount", "exec-reader", "-n", namespace)
     kubectl("create", "rolebinding", "exec-reader", "-n", namespace, "--clusterrole=view",
             f"--serviceaccount={namespace}:exec-reader")
+    # What toolhive.k8s.status reads, in this namespace only ("view" does not cover the ToolHive kinds).
+    kubectl("create", "role", "exec-reader-toolhive", "-n", namespace, "--verb=get,list",
+            "--resource=mcpservers.toolhive.stacklok.dev", "--resource=deployments.apps",
+            "--resource=statefulsets.apps", "--resource=horizontalpodautoscalers.autoscaling")
+    kubectl("create", "rolebinding", "exec-reader-toolhive", "-n", namespace, "--role=exec-reader-toolhive",
+            f"--serviceaccount={namespace}:exec-reader")
     token = kubectl("create", "token", "exec-reader", "-n", namespace, "--duration=10m").stdout.strip()
     plugin = tmp_path / "print-token"
     credential = {"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",

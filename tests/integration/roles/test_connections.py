@@ -57,7 +57,8 @@ def test_playbooks_run_per_cluster_and_an_unreachable_one_fails_alone(
         one = ("-i", inv, "-e", "toolhive_hosts=cluster-a")
         # Redis alone with TLS: its generated TLS Secret (toolhive.k8s.tls_secret) goes to the host's cluster too.
         tls = run_playbook("playbooks/deploy.yml", *one, env=env, extra_vars={
-            "toolhive_namespace": ns + "-tls", "redis_tls": True, "redis_wait": False})
+            "toolhive_namespace": ns + "-tls", "redis_tls": True, "redis_wait": False, "mcpserver_servers": [],
+            "vmcp_instances": []})
         assert recap_of(tls.output, "cluster-a")["failed"] == 0, tls.output[-4000:]
         assert kubectl("get", "secret", "toolhive-redis-tls", "-n", ns + "-tls", check=False).returncode == 0
         for playbook, extra in (
@@ -76,10 +77,12 @@ def test_playbooks_run_per_cluster_and_an_unreachable_one_fails_alone(
 ROLES = {  # every role of the collection, with what it deploys here (the operator role: verify only)
     "operator": {"operator_install": False},
     "redis": {"redis_tls": True},  # the TLS Secret too (toolhive.k8s.tls_secret)
-    "vmcp": {"vmcp_instances": [{"name": "gateway", "replicas": 1}]},
+    # Without session storage: the TLS wiring needs sessionStorage.tls, which the bed's v0.44.0 CRDs lack.
+    "vmcp": {"vmcp_instances": [{"name": "gateway", "replicas": 1, "session_storage": False}]},
     "mcpserver": {"mcpserver_servers": [{"name": "fetch", "image": "ghcr.io/org/fetch:v1",
-                                         "transport": "streamable-http"}]},
-    "mcpremoteproxy": {"mcpremoteproxy_proxies": [{"name": "up", "remote_url": "https://mcp.example.com/mcp"}]},
+                                         "transport": "streamable-http", "session_storage": False}]},
+    "mcpremoteproxy": {"mcpremoteproxy_proxies": [{"name": "up", "remote_url": "https://mcp.example.com/mcp",
+                                                   "session_storage": False}]},
 }
 
 

@@ -4,10 +4,15 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 
-# The shellcheck sanity test is silently skipped without shellcheck (bindep.txt).
+# ansible-test skips its shellcheck test without a word when shellcheck is missing (bindep.txt): install it
+# where we can, and fail the stage where we cannot.
 if ! command -v shellcheck >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
   { apt-get install -y -q shellcheck || { apt-get update -q && apt-get install -y -q shellcheck; }; } >/dev/null 2>&1 || true
 fi
+command -v shellcheck >/dev/null || {
+  echo "sanity: shellcheck is missing, so ansible-test would skip its shellcheck test; install it (bindep.txt)" >&2
+  exit 1
+}
 root=$repo/.build/sanity
 dest=$root/ansible_collections/toolhive/k8s
 rm -rf "$root" && mkdir -p "$dest"

@@ -219,26 +219,27 @@ def test_status_asks_again_through_a_short_outage(toolhive, faulty_api, vmcp, na
 def test_a_status_written_between_the_list_and_the_dry_run_is_no_change(toolhive, faulty_api, kubectl, get,
                                                                          namespace):
     """A controller writes status at any moment; the no-op test compares what the apply owns, so it sends no
-    write. The control: the status write really happened between the two reads."""
-    group = {"apiVersion": "toolhive.stacklok.dev/v1beta1", "kind": "MCPGroup",
-             "metadata": {"name": "quiet", "namespace": namespace}, "spec": {"description": "a group"}}
-    first = toolhive("apply", resources=[group], namespaces=[namespace], wait=False)
+    write. The status is a LoadBalancer Service's address (192.0.2.1, a documentation address nobody reaches),
+    which no controller of the test bed rewrites, so the difference stays in the dry run's answer."""
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "quiet", "namespace": namespace},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "quiet"}, "ports": [{"name": "redis", "port": 6379}]}}
+    first = toolhive("apply", resources=[service], namespaces=[namespace], wait=False)
     assert not first.is_failed and first["created"], first
     written = []
 
     def status_meanwhile(method, path):
-        if method == "PATCH" and "dryRun=All" in path and "/mcpgroups/quiet" in path and not written:
-            before = get("mcpgroup", "quiet")["metadata"]["resourceVersion"]
-            kubectl("patch", "mcpgroup", "quiet", "-n", namespace, "--subresource=status", "--type=merge",
-                    "-p", '{"status": {"phase": "Failed"}}')
-            written.append((before, get("mcpgroup", "quiet")["metadata"]["resourceVersion"]))
+        if method == "PATCH" and "dryRun=All" in path and "/services/quiet" in path and not written:
+            kubectl("patch", "service", "quiet", "-n", namespace, "--subresource=status", "--type=merge",
+                    "-p", '{"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}}')
+            written.append(get("service", "quiet")["status"])
 
     faulty_api.hooks.append(status_meanwhile)
-    again = toolhive("apply", resources=[group], namespaces=[namespace], wait=False, **through(faulty_api))
+    again = toolhive("apply", resources=[service], namespaces=[namespace], wait=False, **through(faulty_api))
     assert not again.is_failed, again.get("msg")
-    assert written and written[0][0] != written[0][1]  # the status write landed between the list and the dry run
-    assert again["unchanged"] == [f"MCPGroup {namespace}/quiet"] and not again["changed"], again
-    patches = [entry for entry in faulty_api.log if entry[0] == "PATCH" and entry[1].endswith("/mcpgroups/quiet")]
+    # The control: the status landed between the list and the dry run.
+    assert [w["loadBalancer"]["ingress"][0]["ip"] for w in written] == ["192.0.2.1"], written
+    assert again["unchanged"] == [f"Service {namespace}/quiet"] and not again["changed"], again
+    patches = [entry for entry in faulty_api.log if entry[0] == "PATCH" and entry[1].endswith("/services/quiet")]
     assert len(patches) == 1  # the dry run only (the log drops the query): no write was sent
 
 

@@ -90,8 +90,13 @@ lint: collection ## ansible-lint, production profile
 unit: collection ## Unit tests (no cluster)
 	@python -m pytest -q tests/unit
 
-integration: collection ## Integration tests against the test bed (or $$KUBECONFIG)
-	@KUBECONFIG=$${KUBECONFIG:-$(TESTBED_KUBECONFIG)} python -m pytest -q tests/integration
+# The KWOK suite, as make test runs it: the running-pods tests need a bed with a real node of their own (make test).
+KWOK_ONLY := --ignore=tests/integration/realpods --ignore=tests/integration/testbed/test_realnode.py \
+             --ignore=tests/integration/testbed/test_realnode_teardown.py
+integration: collection ## The KWOK integration suite against the test bed (or $$KUBECONFIG)
+	@export KUBECONFIG=$${KUBECONFIG:-$(TESTBED_KUBECONFIG)} TESTBED_NODES=kwok; \
+	  python -m pytest -q -n 2 -m "not serial" $(KWOK_ONLY) tests/integration && \
+	  python -m pytest -q -m serial $(KWOK_ONLY) tests/integration
 
 clean: ## Remove the virtualenv and build leftovers (not the Go caches)
 	rm -rf $(VENV) .collections .build

@@ -1,9 +1,12 @@
 """The whole test suite, as `make test` runs it, ending in one summary line.
 
-Each stage runs whatever happens to the others; pytest stages count their test
-cases (from JUnit XML), every other stage counts as one test. The test bed is
-brought up if no cluster answers, and brought down again at the end if this
-run started it (TESTBED_KEEP=1 keeps it).
+Each stage runs whatever happens to the others. pytest stages count their test
+cases (from JUnit XML); a check that is not pytest (sanity, ansible-lint, a
+Molecule scenario, the benchmark smoke) counts as one test; a step that is not
+a test (bringing a test bed up) is a row but no test, and fails the line when it
+fails. Whatever does not run is a row saying why, counted as skipped. The test
+bed is brought up if no cluster answers, and brought down again at the end if
+this run started it (TESTBED_KEEP=1 keeps it).
 """
 import hashlib
 import os
@@ -48,17 +51,30 @@ class Suite:
     def __init__(self):
         self.passed = 0
         self.failed = 0
-        self.skipped = 0  # only by an explicit opt-out (TESTBED_NODES=kwok skips the real-node tests)
+        self.skipped = 0  # every stage or leg that did not run, with its reason (skip)
         self.lines = []
 
     def stage(self, name, cmd, env=None):
+        """A check that is not pytest: one test."""
         started = time.monotonic()
-        rc = run(cmd, env=env)
-        ok = rc == 0
+        ok = run(cmd, env=env) == 0
         self.passed += ok
         self.failed += not ok
         self.lines.append(f"{'PASS' if ok else 'FAIL'} {name} ({time.monotonic() - started:.0f}s)")
         return ok
+
+    def step(self, name, cmd, env=None):
+        """A step the tests need that is no test itself (a test bed up): a row, and a failure when it fails."""
+        started = time.monotonic()
+        ok = run(cmd, env=env) == 0
+        self.failed += not ok
+        self.lines.append(f"{'OK  ' if ok else 'FAIL'} {name}, a step, not a test ({time.monotonic() - started:.0f}s)")
+        return ok
+
+    def skip(self, name, reason):
+        """A stage or leg that does not run: a row saying why, counted as skipped."""
+        self.skipped += 1
+        self.lines.append(f"SKIP {name}: {reason}")
 
     def pytest(self, name, paths, env=None, extra=()):
         junit = RESULTS / f"{name}.xml"
@@ -100,14 +116,21 @@ def main():
     # The bulk of the suite runs on KWOK's simulated nodes: many servers, simulated CPU, images that need
     # not exist. Its pods must not land on a real node, so its bed has none.
     started_here = False
+    kwok_stages = ["integration", "integration (serial)", *(f"molecule {s}" for s in molecule_scenarios()),
+                   "bench smoke (N=1)"]
     if not cluster_answers(env):
         env["KUBECONFIG"] = str(KUBECONFIG)
-        started_here = suite.stage("cluster-up (KWOK)", ["testbed/cluster.sh", "up"], env=dict(env, TESTBED_NODES="kwok"))
-    if cluster_answers(env) and has_real_node(env):
-        suite.stage("integration (KWOK)", ["sh", "-c", "echo 'the cluster at $KUBECONFIG runs a real node: the KWOK "
-                                                       "suite needs a bed without one (make cluster-down first)' >&2; "
-                                                       "exit 1"], env=env)
-    elif cluster_answers(env):
+        started_here = suite.step("cluster-up (KWOK)", ["testbed/cluster.sh", "up"], env=dict(env, TESTBED_NODES="kwok"))
+    if not cluster_answers(env):
+        for name in kwok_stages:
+            suite.skip(name, "no test bed: cluster-up (KWOK) failed (its row says how)")
+    elif has_real_node(env):  # a suite that cannot run where it was asked to is a failure, not a choice
+        suite.step("integration", ["sh", "-c", "echo 'the cluster at $KUBECONFIG runs a real node: the KWOK suite "
+                                               "needs a bed without one (make cluster-down first)' >&2; exit 1"],
+                   env=env)
+        for name in kwok_stages[1:]:
+            suite.skip(name, "the KWOK suite did not run (the integration row says why)")
+    else:
         ignored = [f"--ignore={path}" for path in REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST]]
         suite.pytest("integration", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
                      extra=("-n", "2", "-m", "not serial", *ignored))
@@ -115,10 +138,10 @@ def main():
                      extra=("-m", "serial", *ignored))
         for scenario in molecule_scenarios():
             suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
-        # kind needs Docker: here only its playbooks' syntax is checked (ansible-lint covers the rest).
-        suite.stage("molecule kind (syntax)", ["molecule", "syntax", "-s", "kind"], env=env)
-        if (REPO / "bench" / "run.py").exists():
-            suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
+        suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
+    # kind needs Docker and a cluster of its own, which make test does not bring up yet (issue 22); its
+    # playbooks are linted with the rest.
+    suite.skip("molecule kind", "its kind cluster is not brought up by make test yet")
     if started_here and os.environ.get("TESTBED_KEEP") != "1":
         run(["testbed/cluster.sh", "down"], env=env)
     # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
@@ -159,28 +182,36 @@ def running_pods(suite):
     state = real_node_state()
     env = dict(os.environ, TESTBED_NODES=nodes, TESTBED_STATE=str(state), TESTBED_PORT_BASE="28400",
                KUBECONFIG=str(state / "kubeconfig"))
-    if nodes == "kwok":
-        suite.pytest("running pods (opted out: TESTBED_NODES=kwok)", REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST],
-                     env=env)
-        return
     pinned = versions()
     release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
-    if os.environ.get("TESTBED_KEEP") == "1":  # one bed, kept: the default release only
-        suite.stage(f"cluster-up (TESTBED_NODES={nodes})", ["testbed/cluster.sh", "up"], env=env)
-        suite.pytest(f"running pods (ToolHive {release})", REAL_NODE_TESTS, env=env)
-        return
     legs = [(release, REAL_NODE_TESTS), (oldest, OLDEST_RELEASE_TESTS)]
+    if nodes == "kwok":
+        for leg_release, _tests in legs:
+            suite.skip(f"running pods (ToolHive {leg_release})", "opted out: TESTBED_NODES=kwok")
+        suite.skip("real node teardown", "opted out: TESTBED_NODES=kwok")
+        return
+    kept = os.environ.get("TESTBED_KEEP") == "1"
     for leg_release, tests in legs:
+        if kept and leg_release != release:
+            suite.skip(f"running pods (ToolHive {leg_release})", "TESTBED_KEEP=1 keeps one bed, of the default "
+                                                                 f"release {release}")
+            continue
         leg = dict(env, TOOLHIVE_OPERATOR_VERSION=leg_release)
-        suite.stage(f"cluster-up (TESTBED_NODES={nodes}, ToolHive {leg_release})", ["testbed/cluster.sh", "up"],
-                    env=leg)
+        suite.step(f"cluster-up (TESTBED_NODES={nodes}, ToolHive {leg_release})", ["testbed/cluster.sh", "up"],
+                   env=leg)
+        # Also after a failed cluster-up: the tests then fail with the reason it gave (a real node that could not
+        # start), which says more than a skip.
         suite.pytest(f"running pods (ToolHive {leg_release})", tests, env=leg)
-        run(["testbed/cluster.sh", "down"], env=leg)
-    suite.pytest("real node teardown", [REAL_NODE_TEARDOWN_TEST], env=env)
+        if not kept:
+            run(["testbed/cluster.sh", "down"], env=leg)
+    if kept:
+        suite.skip("real node teardown", "TESTBED_KEEP=1: the teardown test would bring the kept bed down")
+    else:
+        suite.pytest("real node teardown", [REAL_NODE_TEARDOWN_TEST], env=env)
 
 
 def molecule_scenarios():
-    """Scenarios that run here; `kind` needs Docker and is only syntax-checked and linted."""
+    """Scenarios that run on the KWOK bed; `kind` needs a kind cluster (its playbooks are linted)."""
     root = REPO / "extensions" / "molecule"
     names = sorted(p.parent.name for p in root.glob("*/molecule.yml"))
     return [n for n in names if n != "kind"]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ...audit_log import AuditLog
+
 REPO = Path(__file__).resolve().parents[2]
 TESTBED_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 
@@ -99,27 +101,11 @@ def run_playbook(ansible_env):
 AUDIT_LOG = Path(_kubeconfig()).parent / "logs" / "audit.log"
 
 
-class Audit:
+class Audit(AuditLog):
     """The test bed's audit log from the moment this is made: every request the API server answered since."""
 
     def __init__(self, kubectl):
-        assert AUDIT_LOG.exists(), "the test bed writes an audit log: without it no request can be counted"
-        self.kubectl = kubectl
-        self.offset = AUDIT_LOG.stat().st_size
-
-    def events(self):
-        # A request of our own, made now: once it is in the log, everything before it is too.
-        probe = "audit-probe-" + uuid.uuid4().hex[:12]
-        self.kubectl("get", "namespace", probe, check=False)
-        deadline = time.monotonic() + 10
-        while True:
-            with AUDIT_LOG.open("rb") as log:
-                log.seek(self.offset if AUDIT_LOG.stat().st_size >= self.offset else 0)  # rotated: start over
-                events = [json.loads(line) for line in log if line.strip()]
-            if any(probe in event.get("requestURI", "") for event in events):
-                return events
-            assert time.monotonic() < deadline, "the audit log did not record a request in 10 s: it is not written"
-            time.sleep(0.3)
+        super().__init__(AUDIT_LOG, lambda name: kubectl("get", "namespace", name, check=False))
 
 
 @pytest.fixture

@@ -9,11 +9,12 @@ import json
 import os
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from ...audit_log import AuditLog
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("NEWEST_CRDS_STATE", REPO / ".build" / "newest-crds" / ".cluster"))
@@ -92,27 +93,11 @@ def deploy_check(newest_bed):
     return run
 
 
-class Audit:
+class Audit(AuditLog):
     """The bed's audit log from the moment this is made (every request its API server answered since)."""
 
     def __init__(self, kubectl):
-        self.log = STATE / "logs" / "audit.log"
-        assert self.log.exists(), "the test bed writes an audit log: without it no dry run can be seen"
-        self.kubectl = kubectl
-        self.offset = self.log.stat().st_size
-
-    def events(self):
-        probe = "audit-probe-" + uuid.uuid4().hex[:12]  # once our own request is logged, all before it are
-        self.kubectl("get", "namespace", probe, check=False)
-        deadline = time.monotonic() + 10
-        while True:
-            with self.log.open("rb") as log:
-                log.seek(self.offset if self.log.stat().st_size >= self.offset else 0)
-                events = [json.loads(line) for line in log if line.strip()]
-            if any(probe in event.get("requestURI", "") for event in events):
-                return events
-            assert time.monotonic() < deadline, "the audit log did not record a request in 10 s"
-            time.sleep(0.3)
+        super().__init__(STATE / "logs" / "audit.log", lambda name: kubectl("get", "namespace", name, check=False))
 
 
 @pytest.fixture

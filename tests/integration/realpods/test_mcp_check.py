@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ..roles.test_awx_credential_and_rbac import rbac_for
+from ..conftest import Audit
 from .conftest import REPO, deploy, wait_until
 from .test_sessions import deploy_vars
 
@@ -196,45 +197,30 @@ def test_hostile_servers_are_reported_within_the_bounds(deployed, ansible_env, k
     kubectl("delete", "mcpserver", *names, "-n", deployed.namespace, "--wait=false")
 
 
-def audit_events(kubeconfig, offset, namespace):
-    """The requests of the test bed's admin into NAMESPACE since OFFSET of the audit log (the last is a probe)."""
-    log = Path(kubeconfig).parent / "logs" / "audit.log"
-    probe = f"audit-probe-{time.time_ns()}"
-    subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "get", "namespace", probe], capture_output=True,
-                   check=False)
-    deadline = time.monotonic() + 10
-    while True:
-        with log.open("rb") as handle:
-            handle.seek(offset)
-            events = [json.loads(line) for line in handle if line.strip()]
-        if any(probe in e.get("requestURI", "") for e in events):
-            # The module's own requests: the admin's identity (not the operator's or the controllers'), urllib3
-            # (not the kubectl of this test).
-            return [e for e in events if e.get("objectRef", {}).get("namespace") == namespace
-                    and e.get("stage") == "ResponseComplete"
-                    and e.get("user", {}).get("username") == "toolhive-testbed-admin"
-                    and e.get("userAgent", "").startswith("python-urllib3")]
-        assert time.monotonic() < deadline, "the audit log does not record requests"
-        time.sleep(0.3)
+def audit_events(audit, namespace):
+    """The requests of the test bed's admin into NAMESPACE since AUDIT (an AuditLog) was made."""
+    # The module's own requests: the admin's identity (not the operator's or the controllers'), urllib3 (not
+    # the kubectl of this test).
+    return [e for e in audit.events() if e.get("objectRef", {}).get("namespace") == namespace
+            and e.get("stage") == "ResponseComplete"
+            and e.get("user", {}).get("username") == "toolhive-testbed-admin"
+            and e.get("userAgent", "").startswith("python-urllib3")]
 
 
-def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_env, kubeconfig):
+def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_env, kubectl):
     """--check: only reads (GET/list) reach the API server, none through its proxy; without --check, the same
     task's MCP requests are in the same log (so the audit would see them)."""
-    log = Path(kubeconfig).parent / "logs" / "audit.log"
-    assert log.exists(), f"{log}: the test bed writes an audit log"
-    offset = log.stat().st_size
+    audit = Audit(kubectl)
     result, _output = mcp_check(ansible_env, "--check", namespace=deployed.namespace)
-    events = audit_events(kubeconfig, offset, deployed.namespace)
+    events = audit_events(audit, deployed.namespace)
     assert result["ok"] is False and result["msg"].startswith("check mode: no MCP request sent"), result
     assert all(not r["checked"] and r["answered"] is None for s in result["servers"] for r in s["replicas"])
     assert events and {e["verb"] for e in events} <= {"get", "list"}, {(e["verb"], e["requestURI"]) for e in events}
     assert not [e for e in events if e["objectRef"].get("subresource") == "proxy"]
 
-    offset = log.stat().st_size
+    audit = Audit(kubectl)
     mcp_check(ansible_env, namespace=deployed.namespace, name="shared")
-    proxied = [e for e in audit_events(kubeconfig, offset, deployed.namespace)
-               if e["objectRef"].get("subresource") == "proxy"]
+    proxied = [e for e in audit_events(audit, deployed.namespace) if e["objectRef"].get("subresource") == "proxy"]
     assert {(e["verb"], e["objectRef"]["resource"]) for e in proxied} == {
         ("create", "pods"), ("delete", "pods"), ("create", "services"), ("delete", "services")}, proxied
 

@@ -1,0 +1,16 @@
+"""The audit-log reader of the test suites: a line the API server is still writing waits for the next read."""
+import json
+
+from tests.audit_log import complete_events
+
+
+def test_a_partial_last_line_waits_for_the_next_read(tmp_path):
+    log = tmp_path / "audit.log"
+    first, second = json.dumps({"requestURI": "/a"}), json.dumps({"requestURI": "/b"})
+    log.write_text(first + "\n" + second[:9])  # the API server is in the middle of writing the second event
+    assert complete_events(log, 0) == [{"requestURI": "/a"}]
+    with log.open("a") as handle:
+        handle.write(second[9:] + "\n")
+    assert complete_events(log, 0) == [{"requestURI": "/a"}, {"requestURI": "/b"}]
+    assert complete_events(log, len(first) + 1) == [{"requestURI": "/b"}]
+    assert complete_events(log, 10 ** 6) == [{"requestURI": "/a"}, {"requestURI": "/b"}]  # rotated: from the start

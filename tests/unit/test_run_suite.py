@@ -1,0 +1,69 @@
+"""The suite runner's summary (pure orchestration: every command it would run is faked): whatever does not run
+is a row saying why, counted as skipped; a step that is not a test is no test."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import run_suite  # noqa: E402  (tests/run_suite.py)
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path, capsys):
+    """run_suite.main() with every command answered by FAIL_ON (a set of command words that fail), one pytest
+    case per pytest stage; returns (exit code, summary lines)."""
+    def start(fail_on=(), cluster=True, env=None):
+        commands = []
+
+        def fake_run(cmd, **kwargs):
+            commands.append(" ".join(cmd))
+            return 1 if any(word in cmd for word in fail_on) else 0
+
+        monkeypatch.setattr(run_suite, "RESULTS", tmp_path)
+        monkeypatch.setattr(run_suite, "run", fake_run)
+        monkeypatch.setattr(run_suite, "pytest_counts", lambda junit: (1, 0, 0))
+        monkeypatch.setattr(run_suite, "cluster_answers", lambda env: cluster)
+        monkeypatch.setattr(run_suite, "has_real_node", lambda env: False)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        code = run_suite.main()
+        out = capsys.readouterr().out
+        return code, out[out.index("=== summary"):].splitlines()[1:], commands
+    return start
+
+
+def test_everything_runs_and_only_the_kind_scenario_is_a_skipped_row(runner, monkeypatch):
+    monkeypatch.delenv("TESTBED_KEEP", raising=False)
+    monkeypatch.delenv("TESTBED_NODES", raising=False)
+    code, lines, _commands = runner()
+    assert code == 0 and [line for line in lines if line.startswith("SKIP")] == [
+        "SKIP molecule kind: its kind cluster is not brought up by make test yet"]
+    steps = [line for line in lines if "a step, not a test" in line]
+    assert len(steps) == 2  # the two running-pods beds' cluster-up: rows, not tests
+    tests = len([line for line in lines if line.startswith("PASS")])
+    assert lines[-1] == f"{tests} passed, 0 failed, 1 skipped"
+
+
+def test_a_kept_bed_drops_no_leg_without_a_row(runner, monkeypatch):
+    monkeypatch.delenv("TESTBED_NODES", raising=False)
+    code, lines, commands = runner(env={"TESTBED_KEEP": "1"})
+    oldest = run_suite.versions()["TOOLHIVE_OLDEST_VERSION"]
+    assert f"SKIP running pods (ToolHive {oldest}): TESTBED_KEEP=1 keeps one bed, of the default release " \
+        f"{run_suite.versions()['TOOLHIVE_VERSION']}" in lines
+    assert "SKIP real node teardown: TESTBED_KEEP=1: the teardown test would bring the kept bed down" in lines
+    assert lines[-1].endswith(", 3 skipped") and code == 0
+    assert not [c for c in commands if c.endswith("cluster.sh down")]  # kept
+
+
+def test_a_failed_cluster_up_shows_every_stage_it_took_with_it(runner, monkeypatch):
+    monkeypatch.delenv("TESTBED_KEEP", raising=False)
+    monkeypatch.setenv("TESTBED_NODES", "kwok")
+    code, lines, _commands = runner(fail_on={"up"}, cluster=False)
+    assert code == 1 and any(line.startswith("FAIL cluster-up (KWOK), a step, not a test") for line in lines)
+    skipped = [line for line in lines if line.startswith("SKIP")]
+    for stage in ("integration", "integration (serial)", "molecule default", "bench smoke (N=1)"):
+        assert f"SKIP {stage}: no test bed: cluster-up (KWOK) failed (its row says how)" in skipped, skipped
+    assert any(line.startswith("SKIP running pods (ToolHive") and "TESTBED_NODES=kwok" in line for line in skipped)
+    failed = int(lines[-1].split(" failed")[0].rsplit(" ", 1)[1])
+    assert failed == 1 and lines[-1].endswith(f", {len(skipped)} skipped")

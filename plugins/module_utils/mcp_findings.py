@@ -148,28 +148,28 @@ def tagged_findings(server):
     if server.get("desired") is not None and len(checked) < server["desired"]:
         missing = ["%s (%s)" % (r["pod"], r.get("reason")) for r in replicas if not r.get("checked")]
         add("%d of %d replicas have a running pod to check%s: the others cannot answer; see `kubectl "
-                         "describe deployment %s -n %s` and the pods' events."
-                         % (len(checked), server["desired"], (": not checked " + ", ".join(missing)) if missing else "",
-                            server.get("workload"), server["namespace"]))
+            "describe deployment %s -n %s` and the pods' events."
+            % (len(checked), server["desired"], (": not checked " + ", ".join(missing)) if missing else "",
+               server.get("workload"), server["namespace"]))
     for replica in checked:
         if replica.get("error"):
             add(_error_sentence(server, replica["pod"], replica["error"].get("step"), replica["error"]))
         elif not replica.get("ready"):
             add("pod %s answers but is not Ready: the Service sends it no clients until its readiness "
-                             "probe passes." % replica["pod"])
+                "probe passes." % replica["pod"])
     answering = [r for r in checked if r.get("answered")]
     counts = sorted(set(r.get("tools") for r in answering))
     if len(counts) > 1:
         add("its replicas list different numbers of tools (%s): they see different backends (one still "
-                         "discovering, or a backend unreachable from some) — compare their logs."
-                         % ", ".join("%s %s" % (r["pod"], r.get("tools")) for r in answering))
+            "discovering, or a backend unreachable from some) — compare their logs."
+            % ", ".join("%s %s" % (r["pod"], r.get("tools")) for r in answering))
     elif counts == [0]:
         if server["kind"] == "VirtualMCPServer":
             add("it answers but lists no tools: its group has no MCPServers, or it has not discovered "
-                             "them yet (toolhive.k8s.status shows its conditions).")
+                "them yet (toolhive.k8s.status shows its conditions).")
         else:
             add("it answers but lists no tools: the backend offers none, or it is failing (see the "
-                             "backend's logs).")
+                "backend's logs).")
     service = server.get("service") or {}
     if service.get("error") and answering:
         add(_service_sentence(server, service), lost_in_service(server, service))
@@ -181,8 +181,7 @@ def tagged_findings(server):
     for replica in checked:
         for call in replica.get("calls") or []:
             if call.get("error"):
-                add("tools/call %s on pod %s failed: %s" % (call["name"], replica["pod"],
-                                                                         call["error"].get("message")))
+                add("tools/call %s on pod %s failed: %s" % (call["name"], replica["pod"], call["error"].get("message")))
             elif call.get("is_error"):
                 add("tools/call %s on pod %s answered with isError: %s" % (
                     call["name"], replica["pod"], call.get("text")))

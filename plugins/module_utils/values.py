@@ -91,7 +91,7 @@ namespace = _rule(DNS_LABEL, "a namespace name (DNS-1123 label: lower-case lette
 # Redis's name is a Service name (DNS-1035) and prefixes -sentinel, -headless and -config.
 redis_name = _rule(DNS_1035, "a DNS-1035 label: lower-case letters, digits and '-', starting with a letter", 40)
 cluster_domain = _rule(DNS_SUBDOMAIN, "a DNS domain (lower-case labels separated by '.', e.g. 'cluster.local'; the "
-                                     "kubelet's clusterDomain)", 200)
+                                      "kubelet's clusterDomain)", 200)
 secret_name = _rule(DNS_SUBDOMAIN, "a Secret name (DNS-1123 subdomain: lower-case letters, digits, '-' and '.')", 253)
 secret_key = _rule(SECRET_KEY, "a Secret key: letters, digits, '-', '_' and '.'", 253)
 image = _rule(IMAGE, "an image reference on one line, e.g. 'ghcr.io/org/server:v1.2.3' (lower-case repository, "

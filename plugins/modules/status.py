@@ -240,8 +240,8 @@ def run(module, client):
             resources = fetch(client, params)
             failures.answered()
         except K8sError as exc:  # a restarting or throttling API server is asked again, within the outage bound
-            failures.absorb(exc, deadline if expectations else None, "the %ss in %s" % (params["kind"],
-                                                                                       params["namespace"]))
+            what = "the %ss in %s" % (params["kind"], params["namespace"])
+            failures.absorb(exc, deadline if expectations else None, what)
             continue
         waiting = {r["metadata"]["name"]: unmet(r, expectations) for r in resources}
         waiting = {name: missing for name, missing in waiting.items() if missing}

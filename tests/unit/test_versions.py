@@ -108,8 +108,8 @@ def test_check_operator_from_the_deployment_or_the_crds():
     checks = []
     forbidden = FakeClient(list_status=403, crds={"mcpexternalauthconfigs": crd("spec.embeddedAuthServer.trustedIssuers")})
     assert versions.check_operator(forbidden, checks, []) == [] and "v0.44.0 or later" in checks[0]
-    assert "older than v0.44.0" in versions.check_operator(FakeClient(crds={"mcpservers": crd("spec.replicas")}),
-                                                            [], [])[0]
+    too_old = FakeClient(crds={"mcpservers": crd("spec.replicas")})
+    assert "older than v0.44.0" in versions.check_operator(too_old, [], [])[0]
     with pytest.raises(K8sError):
         versions.check_operator(FakeClient(list_status=500), [], [])
 

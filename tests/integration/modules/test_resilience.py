@@ -216,8 +216,8 @@ def test_status_asks_again_through_a_short_outage(toolhive, faulty_api, vmcp, na
     assert result["resources"][0]["name"] == name and seen["answered"] >= 1
 
 
-def test_a_status_written_between_the_list_and_the_dry_run_is_no_change(toolhive, faulty_api, kubectl, get,
-                                                                         namespace):
+def test_a_status_written_between_the_list_and_the_dry_run_is_no_change(
+        toolhive, faulty_api, kubectl, get, namespace):
     """A controller writes status at any moment; the no-op test compares what the apply owns, so it sends no
     write. The status is a LoadBalancer Service's address (192.0.2.1, a documentation address nobody reaches),
     which no controller of the test bed rewrites, so the difference stays in the dry run's answer."""

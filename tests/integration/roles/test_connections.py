@@ -87,8 +87,8 @@ ROLES = {  # every role of the collection, with what it deploys here (the operat
 
 
 @pytest.mark.parametrize("group", ["toolhive.k8s.k8s", "kubernetes.core.k8s"])
-def test_module_defaults_once_per_play_reach_every_role(run_playbook, kubectl, kubeconfig, namespace, tmp_path,
-                                                         group):
+def test_module_defaults_once_per_play_reach_every_role(
+        run_playbook, kubectl, kubeconfig, namespace, tmp_path, group):
     """Either group - the collection's, or kubernetes.core's that its users already set - reaches every request
     of every role, deploying and removing."""
     ns = namespace + "-m"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ...audit_log import AuditLog
+from ..audit_log import AuditLog
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED_KUBECONFIG = REPO / ".cluster" / "kubeconfig"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ...audit_log import AuditLog
+from ..audit_log import AuditLog
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("NEWEST_CRDS_STATE", REPO / ".build" / "newest-crds" / ".cluster"))

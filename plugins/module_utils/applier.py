@@ -188,15 +188,8 @@ class Applier:
                 continue
             path = object_path({"kind": result["kind"], "apiVersion": result["before"]["apiVersion"],
                                 "metadata": {"name": result["name"], "namespace": result["namespace"]}})
-            failures = Outage()
-            while True:
-                try:
-                    if self.client.get_or_none(path) is None:
-                        break
-                    failures.answered()
-                except K8sError as exc:
-                    failures.absorb(exc, deadline, "%s to be deleted" % result["ref"])
-                    continue
+            failures, what = Outage(), "%s to be deleted" % result["ref"]
+            while failures.read(lambda path=path: self.client.get_or_none(path), deadline, what) is not None:
                 if time.time() >= deadline:
                     raise K8sError("timed out after %ss waiting for %s to be deleted (a finalizer may hold it)"
                                    % (timeout, result["ref"]))

@@ -143,15 +143,10 @@ def find_workload(client, resource_kind, name, namespace, role):
 def wait_for_workload(client, resource_kind, name, namespace, role, timeout):
     """find_workload, asked again every second for up to TIMEOUT seconds until the workload exists (the operator
     creates it after the resource; transient failures are waited out as in every wait)."""
-    deadline = time.time() + timeout
-    failures = Outage()
+    deadline, failures = time.time() + timeout, Outage()
+    what = "the %s of %s %s/%s" % (role, resource_kind, namespace, name)
     while True:
-        try:
-            workload = find_workload(client, resource_kind, name, namespace, role)
-            failures.answered()
-        except K8sError as exc:
-            failures.absorb(exc, deadline, "the %s of %s %s/%s" % (role, resource_kind, namespace, name))
-            continue
+        workload = failures.read(lambda: find_workload(client, resource_kind, name, namespace, role), deadline, what)
         if workload.exists or time.time() >= deadline:
             return workload
         time.sleep(1)

@@ -82,6 +82,17 @@ class Outage:
                            % (what, ", ".join(self.seen), now - self.since, exc), status=exc.status)
         time.sleep(1)
 
+    def read(self, request, deadline, what):
+        """request()'s answer, transient failures waited out (absorb): the one loop of every read that retries."""
+        while True:
+            try:
+                answer = request()
+            except K8sError as exc:
+                self.absorb(exc, deadline, what)
+                continue
+            self.answered()
+            return answer
+
 
 def wait_ready(client, wanted, timeout, outage=OUTAGE):
     """Wait until every object in wanted [(kind, namespace, name)] is ready (READY[kind]).

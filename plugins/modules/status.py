@@ -157,7 +157,6 @@ import time
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_summary, hpas_for)
@@ -234,15 +233,10 @@ def run(module, client):
     params = module.params
     expectations = params["wait_for"] or []
     deadline = time.time() + params["wait_timeout"]
-    failures = Outage()
+    failures, what = Outage(), "the %ss in %s" % (params["kind"], params["namespace"])
     while True:
-        try:
-            resources = fetch(client, params)
-            failures.answered()
-        except K8sError as exc:  # a restarting or throttling API server is asked again, within the outage bound
-            what = "the %ss in %s" % (params["kind"], params["namespace"])
-            failures.absorb(exc, deadline if expectations else None, what)
-            continue
+        # A restarting or throttling API server is asked again, within the outage bound.
+        resources = failures.read(lambda: fetch(client, params), deadline if expectations else None, what)
         waiting = {r["metadata"]["name"]: unmet(r, expectations) for r in resources}
         waiting = {name: missing for name, missing in waiting.items() if missing}
         if not expectations or (resources and not waiting):

@@ -13,7 +13,8 @@ operators=$(toolhive_releases) # one operator binary each: bin/thv-operator-<rel
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 bin=${TESTBED_BIN:-$cache/bin}
 stamp="$bin/.versions"
-want="k8s=$KUBERNETES_VERSION+kubelet,kube-proxy etcd=$ETCD_VERSION kwok=$KWOK_VERSION metrics=$METRICS_SERVER_VERSION"
+want="k8s=$KUBERNETES_VERSION+kubelet,kube-proxy,kubeadm etcd=$ETCD_VERSION kwok=$KWOK_VERSION metrics=$METRICS_SERVER_VERSION"
+want+=" kind=$KIND_VERSION helm=$HELM_VERSION"
 missing_operators=
 for release in $operators; do
   [[ -x $bin/thv-operator-$release ]] || missing_operators+=" $release"
@@ -45,10 +46,11 @@ build_kubernetes() {
     grep '^godebug' "$gomod" >>go.mod || true
     go mod edit -require "k8s.io/kubernetes@$KUBERNETES_VERSION"
   fi
-  # kubelet and kube-proxy for the real node (node.sh): the same module graph, one build.
+  # kubelet and kube-proxy for the real node (node.sh), kubeadm for kind's node image (kind.sh): the same
+  # module graph, one build.
   local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
               k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-              k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+              k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubeadm)
   local ver="k8s.io/component-base/version" cver="k8s.io/client-go/pkg/version" ld="-s -w" p
   for p in "$ver" "$cver"; do
     ld+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=${minor%%.*}"
@@ -76,6 +78,11 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   log "etcd $ETCD_VERSION";               (build_etcd)
   log "kwok $KWOK_VERSION";               go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   log "metrics-server $METRICS_SERVER_VERSION"; go_install "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+  log "kind $KIND_VERSION";               go_install "sigs.k8s.io/kind@$KIND_VERSION"
+  # kubernetes.core reads `helm version`: the release's own version string, as its release build sets it.
+  log "helm $HELM_VERSION"
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   echo "$want" >"$stamp"
 fi
 for release in $missing_operators; do

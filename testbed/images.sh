@@ -37,7 +37,8 @@ coredns_image="$local_repo/coredns:$COREDNS_VERSION"
 redis_image="$local_repo/redis-debian:$redis_tag"
 toolhive_images=()
 for release in $releases; do
-  toolhive_images+=("ghcr.io/stacklok/toolhive/vmcp:$release" "ghcr.io/stacklok/toolhive/proxyrunner:$release")
+  toolhive_images+=("ghcr.io/stacklok/toolhive/operator:$release" "ghcr.io/stacklok/toolhive/vmcp:$release"
+                    "ghcr.io/stacklok/toolhive/proxyrunner:$release")
 done
 everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
 # dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
@@ -79,10 +80,11 @@ go_install "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
 for release in $releases; do
   th="-s -w -X github.com/stacklok/toolhive/pkg/versions.Version=$release"
   th+=" -X github.com/stacklok/toolhive/pkg/versions.BuildType=release"
-  log "vmcp, thv-proxyrunner $release"
+  log "thv-operator, vmcp, thv-proxyrunner $release"
   mkdir -p "$gobin/$release"
   (cd "$out" && GOBIN="$gobin/$release" go install -trimpath -ldflags "$th" \
-    "github.com/stacklok/toolhive/cmd/vmcp@$release" "github.com/stacklok/toolhive/cmd/thv-proxyrunner@$release")
+    "github.com/stacklok/toolhive/cmd/thv-operator@$release" "github.com/stacklok/toolhive/cmd/vmcp@$release" \
+    "github.com/stacklok/toolhive/cmd/thv-proxyrunner@$release")
 done
 log "go-sdk everything $GO_SDK_VERSION"
 go_install "-s -w" "github.com/modelcontextprotocol/go-sdk/examples/server/everything@$GO_SDK_VERSION"
@@ -139,11 +141,12 @@ base "$work/coredns"
 cp "$gobin/coredns" "$work/coredns/coredns"
 pack coredns "$coredns_image" "$work/coredns" --entrypoint '["/coredns"]' --user 65532
 
-# vmcp, proxy runner, everything: ko's layout (/ko-app/<binary>, uid 65532).
-rm -f "$out"/vmcp*.tar "$out"/proxyrunner*.tar
+# operator (kind's, installed by the chart), vmcp, proxy runner, everything: ko's layout (/ko-app/<binary>, uid 65532).
+rm -f "$out"/operator*.tar "$out"/vmcp*.tar "$out"/proxyrunner*.tar
 specs=("everything:everything:everything:$everything_image")
 for release in $releases; do
-  specs+=("$release/vmcp:vmcp:vmcp-$release:ghcr.io/stacklok/toolhive/vmcp:$release"
+  specs+=("$release/thv-operator:thv-operator:operator-$release:ghcr.io/stacklok/toolhive/operator:$release"
+          "$release/vmcp:vmcp:vmcp-$release:ghcr.io/stacklok/toolhive/vmcp:$release"
           "$release/thv-proxyrunner:thv-proxyrunner:proxyrunner-$release:ghcr.io/stacklok/toolhive/proxyrunner:$release")
 done
 for spec in "${specs[@]}"; do

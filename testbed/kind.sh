@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# The kind bed: a kind cluster, the cluster users have. ToolHive's operator is not installed here: the
+# collection's `operator` role does that (playbooks/operator.yml), as on any cluster.
+#
+#   kind.sh up       idempotent; prints the `export KUBECONFIG=...` line
+#   kind.sh status   engine, nodes, pods
+#   kind.sh down     deletes the cluster; stops the engine it started and removes its bridge and rules
+#
+# The Docker engine: the user's when one answers (then kind pulls the pinned KIND_NODE_IMAGE, and every image
+# that cannot be pulled is built here and loaded); otherwise an engine of the bed's own (root, Debian's
+# docker.io): guarded before it starts, unable to pull, its node image built here from the test bed's binaries
+# (docs/testbed.md, "The kind bed").
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+# shellcheck source=testbed/versions.env
+source "$here/versions.env"
+# shellcheck source=testbed/releases.sh
+source "$here/releases.sh"
+
+cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
+bin=${TESTBED_BIN:-$cache/bin}
+images="$cache/images"
+state=${TESTBED_KIND_STATE:-$repo/.kind}
+kubeconfig="$state/kubeconfig"
+name=${KIND_CLUSTER_NAME:-toolhive-k8s}
+workers=${TESTBED_KIND_WORKERS:-0}
+# The own engine: its data (the node image) is kept in the cache between runs, its runtime state is not.
+engine="$cache/kind-engine"
+socket="$engine/docker.sock"
+# Ranges no other bed uses (cluster.sh: 10.96/16, 10.244/16; node.sh: 10.240.0/24).
+network=toolhive-kind bridge=thvkind0 node_subnet=172.30.0.0/24
+pod_subnet=10.250.0.0/16 service_subnet=10.251.0.0/16
+guard=THVKIND-GUARD
+
+export PATH="$bin:$PATH"
+log() { printf '[kind %s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+# --- which engine -------------------------------------------------------------
+
+own_engine_running() { [[ -S $socket ]] && DOCKER_HOST="unix://$socket" docker version >/dev/null 2>&1; }
+
+pick_engine() { # sets DOCKER_HOST for the own engine; engine_kind=own|user
+  if own_engine_running || [[ ${TESTBED_KIND_ENGINE:-auto} == own ]]; then engine_kind=own
+  elif [[ ${TESTBED_KIND_ENGINE:-auto} == user ]] || docker info >/dev/null 2>&1; then engine_kind=user
+  else engine_kind=own
+  fi
+  if [[ $engine_kind == own ]]; then export DOCKER_HOST="unix://$socket"; fi
+}
+
+need_engine_packages() { # the own engine: Debian's docker.io (dockerd, containerd, runc), iptables, jq
+  [[ $(id -u) == 0 ]] ||
+    die "kind needs a Docker engine: start yours (Docker Engine, https://docs.docker.com/engine/install/) or run as root, which starts one of the bed's own."
+  local missing=() tool package
+  for tool in dockerd:docker.io containerd:containerd runc:runc iptables:iptables jq:jq docker:docker.io; do
+    package=${tool#*:}
+    command -v "${tool%%:*}" >/dev/null || missing+=("$package")
+  done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  command -v apt-get >/dev/null ||
+    die "kind needs a Docker engine: install Docker Engine (https://docs.docker.com/engine/install/), then run this again."
+  log "installing ${missing[*]} (Debian packages; no service is started)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } ||
+    die "apt-get install ${missing[*]} failed: install Docker Engine, then run this again."
+}
+
+# --- the own engine: guarded before it starts ---------------------------------
+
+guard_up() {
+  # Forwarded traffic: only between the nodes on their bridge; nothing from them goes anywhere else, and
+  # nothing from elsewhere reaches them. The host's own traffic to kind's pod and service ranges is refused
+  # (it has no route there; a ClusterIP only exists inside the nodes).
+  local t
+  for t in iptables ip6tables; do
+    $t -w 5 -N "$guard" 2>/dev/null || $t -w 5 -F "$guard"
+    $t -w 5 -A "$guard" -i "$bridge" -o "$bridge" -j RETURN
+    $t -w 5 -A "$guard" -i "$bridge" -j DROP
+    $t -w 5 -A "$guard" -o "$bridge" -j DROP
+    $t -w 5 -C FORWARD -j "$guard" 2>/dev/null || $t -w 5 -I FORWARD -j "$guard"
+  done
+  iptables -w 5 -N "$guard-OUT" 2>/dev/null || iptables -w 5 -F "$guard-OUT"
+  iptables -w 5 -A "$guard-OUT" -d "$pod_subnet" -j REJECT --reject-with icmp-admin-prohibited
+  iptables -w 5 -A "$guard-OUT" -d "$service_subnet" -j REJECT --reject-with icmp-admin-prohibited
+  iptables -w 5 -C OUTPUT -j "$guard-OUT" 2>/dev/null || iptables -w 5 -I OUTPUT -j "$guard-OUT"
+}
+
+guard_down() {
+  local t c
+  for t in iptables ip6tables; do
+    for c in "FORWARD:$guard" "OUTPUT:$guard-OUT"; do
+      while $t -w 5 -D "${c%%:*}" -j "${c#*:}" 2>/dev/null; do :; done
+      $t -w 5 -F "${c#*:}" 2>/dev/null || true
+      $t -w 5 -X "${c#*:}" 2>/dev/null || true
+    done
+  done
+}
+
+engine_config() {
+  mkdir -p "$engine/data" "$engine/logs"
+  install -m 0755 "$here/kind/runc-capfix" "$engine/runc-capfix"
+  python3 - "$engine" <<'PY'
+import json, pathlib, sys
+engine = pathlib.Path(sys.argv[1])
+(engine / "containerd.toml").write_text("\n".join([
+    "version = 2",
+    f"root = {json.dumps(str(engine / 'containerd'))}",
+    'state = "/run/toolhive-kind/containerd"',
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    "[grpc]", f"  address = {json.dumps(str(engine / 'containerd.sock'))}",
+    "[plugins.\"io.containerd.internal.v1.opt\"]", f"  path = {json.dumps(str(engine / 'opt'))}", ""]))
+(engine / "daemon.json").write_text(json.dumps({
+    "data-root": str(engine / "data"), "exec-root": "/run/toolhive-kind/docker",
+    "pidfile": str(engine / "dockerd.pid"), "hosts": ["unix://" + str(engine / "docker.sock")],
+    "containerd": str(engine / "containerd.sock"),
+    # No rules, masquerading or forwarding of Docker's own: the bed's guard is the only rule set, and the
+    # nodes masquerade their pods inside themselves.
+    "iptables": False, "ip6tables": False, "ip-masq": False, "ip-forward": False, "bridge": "none",
+    "dns": ["127.0.0.1"], "storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"],
+    "runtimes": {"runc-capfix": {"path": str(engine / "runc-capfix")}}, "default-runtime": "runc-capfix",
+}, indent=2))
+PY
+}
+
+# Runs in the engine's private mount namespace (unshare -m): a tmpfs of its own on /run keeps containerd's
+# shim sockets out of the host's /run/containerd, which a kubelet on the host (node.sh) also uses.
+engine_main() {
+  mount --make-rprivate /
+  mount -t tmpfs -o mode=755 toolhive-kind-run /run
+  containerd --config "$engine/containerd.toml" >"$engine/logs/containerd.log" 2>&1 &
+  echo $! >"$engine/containerd.pid"
+  for _ in $(seq 100); do [[ -S $engine/containerd.sock ]] && break; sleep 0.1; done
+  # An engine that cannot pull: every image comes from this machine.
+  export HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=
+  exec dockerd --config-file "$engine/daemon.json" >"$engine/logs/dockerd.log" 2>&1
+}
+
+engine_up() {
+  own_engine_running && return 0
+  need_engine_packages
+  guard_up
+  engine_config
+  rm -f "$socket" "$engine/containerd.sock"
+  setsid unshare -m "$0" engine-main </dev/null >/dev/null 2>&1 &
+  echo $! >"$engine/unshare.pid"
+  local deadline=$((SECONDS + 60))
+  until own_engine_running; do
+    ((SECONDS < deadline)) || { tail -n 20 "$engine/logs/dockerd.log" >&2; die "the Docker engine did not start"; }
+    sleep 0.3
+  done
+  docker network inspect "$network" >/dev/null 2>&1 ||
+    docker network create "$network" --subnet "$node_subnet" \
+      -o com.docker.network.bridge.name="$bridge" -o com.docker.network.bridge.enable_ip_masquerade=false >/dev/null
+  log "Docker engine of the bed's own: $DOCKER_HOST (guarded; cannot pull)"
+}
+
+stop_pid() { # stop_pid FILE : TERM the process whose pid FILE holds, wait up to 20 s, then KILL
+  [[ -f $1 ]] || return 0
+  local pid
+  pid=$(cat "$1")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}
+
+engine_down() {
+  if own_engine_running; then docker network rm "$network" >/dev/null 2>&1 || true; fi
+  stop_pid "$engine/dockerd.pid"
+  stop_pid "$engine/containerd.pid"
+  stop_pid "$engine/unshare.pid"
+  rm -f "$socket" "$engine/containerd.sock"
+  ip link delete "$bridge" 2>/dev/null || true
+  guard_down
+  # The cgroupfs driver's parent cgroup, empty once the engine's containers are gone.
+  local dir
+  for dir in /sys/fs/cgroup/*/docker /sys/fs/cgroup/docker; do
+    if [[ -d $dir ]]; then rmdir "$dir" 2>/dev/null || true; fi
+  done
+}
+
+# --- the node image -----------------------------------------------------------
+
+node_image() { # the image the nodes run: pulled on the user's engine, else built here (cached in the engine)
+  if [[ $engine_kind == user ]] && { docker image inspect "$KIND_NODE_IMAGE" >/dev/null 2>&1 || docker pull -q "$KIND_NODE_IMAGE" >/dev/null 2>&1; }; then
+    echo "$KIND_NODE_IMAGE"; return
+  fi
+  local image
+  image=$("$here/kind-node-image.sh" name)
+  docker image inspect "$image" >/dev/null 2>&1 || "$here/kind-node-image.sh" build >&2
+  echo "$image"
+}
+
+# --- the cluster --------------------------------------------------------------
+
+cluster_config() { # NODE-IMAGE : kind's cluster configuration, JSON
+  python3 - "$1" "$workers" "$pod_subnet" "$service_subnet" "$engine_kind" "$ETCD_VERSION" "$COREDNS_VERSION" <<'PY'
+import json, sys
+image, workers, pods, services, engine, etcd, coredns = sys.argv[1:]
+config = {
+    "kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+    "networking": {"podSubnet": pods, "serviceSubnet": services, "apiServerAddress": "127.0.0.1"},
+    "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image}] * int(workers),
+}
+if engine == "own":
+    # The node image built here: no kindnetd or local-path images (kind.sh configures each node's bridge CNI);
+    # etcd and CoreDNS under the test bed's names; cgroup v1 hosts allowed. No apiVersion: kind patches each
+    # document of its kind whatever kubeadm API version it writes (v1beta3 for this release).
+    config["networking"]["disableDefaultCNI"] = True
+    patches = [
+        {"kind": "KubeletConfiguration", "failCgroupV1": False},
+        {"kind": "ClusterConfiguration",
+         "etcd": {"local": {"imageRepository": "localhost/toolhive-testbed", "imageTag": etcd}},
+         "dns": {"imageRepository": "localhost/toolhive-testbed", "imageTag": coredns}},
+    ]
+    config["kubeadmConfigPatches"] = [json.dumps(p) for p in patches]
+print(json.dumps(config, indent=2))
+PY
+}
+
+cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$name"; }
+
+pod_range() { # NODE : its pod range, once the controller manager has given it one
+  local cidr deadline=$((SECONDS + 120))
+  until cidr=$(kc get node "$1" -o jsonpath='{.spec.podCIDR}' 2>/dev/null) && [[ -n $cidr ]]; do
+    ((SECONDS < deadline)) || die "node $1 was given no pod range in 120 s"
+    sleep 1
+  done
+  echo "$cidr"
+}
+
+node_network() { # the own engine's nodes: each node's bridge CNI on its pod range, routes to the others'
+  local nodes node cidr ip other
+  nodes=$(kind get nodes --name "$name")
+  for node in $nodes; do
+    cidr=$(pod_range "$node")
+    python3 - "$cidr" <<'PY' | docker exec -i "$node" sh -c 'cat > /etc/cni/net.d/10-toolhive-bridge.conflist'
+import json, sys
+print(json.dumps({"cniVersion": "0.4.0", "name": "toolhive-bridge", "plugins": [
+    # ipMasq: pod traffic leaves the node with the node's address, so the host never sees a pod address.
+    {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": sys.argv[1]}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": True}}]}, indent=2))
+PY
+    for other in $nodes; do
+      [[ $other == "$node" ]] && continue
+      ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$other")
+      docker exec "$node" ip route replace "$(pod_range "$other")" via "$ip"
+    done
+  done
+}
+
+no_dns_forwarding() { # the own engine's CoreDNS answers for the cluster only: no forward to any resolver
+  local corefile
+  corefile=$(kc -n kube-system get configmap coredns -o jsonpath='{.data.Corefile}')
+  grep -q 'forward ' <<<"$corefile" || return 0
+  kc -n kube-system get configmap coredns -o json | python3 -c '
+import json, re, sys
+cm = json.load(sys.stdin)
+cm["data"]["Corefile"] = re.sub(r"\n\s*forward [^{\n]*\{[^}]*\}", "", cm["data"]["Corefile"])
+print(json.dumps(cm))' | kc replace -f - >/dev/null
+  kc -n kube-system rollout restart deployment/coredns >/dev/null
+}
+
+load_images() { # the images the example and the tests run, where the node lacks them
+  local node have archive image
+  node=$(kind get nodes --name "$name" | head -1)
+  have=$(docker exec "$node" ctr -n k8s.io images ls -q)
+  for archive in "$images"/*.tar; do
+    [[ $(basename "$archive") == @(pause|coredns).tar ]] && continue
+    image=$(tar -xOf "$archive" manifest.json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["RepoTags"][0])')
+    grep -qxF "$image" <<<"$have" && continue
+    # On the user's engine, an image that can be pulled is: the kubelet would pull it anyway.
+    if [[ $engine_kind == user ]] && [[ $image != localhost/* ]] && docker pull -q "$image" >/dev/null 2>&1; then
+      kind load docker-image --name "$name" "$image" >/dev/null
+    else
+      kind load image-archive --name "$name" "$archive" >/dev/null
+    fi
+  done
+}
+
+charts() { # each ToolHive release's two charts, packaged from its Go module into $cache/charts/<release>/
+  local release dir out
+  for release in $(toolhive_releases); do
+    out="$cache/charts/$release"
+    [[ -f $out/toolhive-operator-${release#v}.tgz && -f $out/toolhive-operator-crds-${release#v}.tgz ]] && continue
+    dir=$(cd "$cache/modules" && GOFLAGS=-mod=mod go mod download -json "github.com/stacklok/toolhive@$release" |
+      sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    [[ -d $dir/deploy/charts ]] || die "github.com/stacklok/toolhive@$release has no deploy/charts"
+    mkdir -p "$out"
+    helm package "$dir/deploy/charts/operator-crds" "$dir/deploy/charts/operator" -d "$out" >/dev/null
+  done
+}
+
+wait_ready() {
+  kc wait --for condition=Ready node --all --timeout 180s >/dev/null ||
+    { kc get nodes >&2; die "the nodes did not become Ready"; }
+  kc -n kube-system rollout status deployment/coredns --timeout 180s >/dev/null ||
+    { kc -n kube-system get pods >&2; die "CoreDNS did not become ready"; }
+}
+
+up() {
+  local t=$SECONDS image
+  mkdir -p "$state" "$cache/modules"
+  "$here/build.sh"
+  "$here/images.sh"
+  pick_engine
+  if [[ $engine_kind == own ]]; then engine_up; export KIND_EXPERIMENTAL_DOCKER_NETWORK=$network
+  else log "Docker engine: yours ($(docker context show 2>/dev/null || echo "${DOCKER_HOST:-default}"))"
+  fi
+  if ! cluster_exists; then
+    image=$(node_image)
+    log "creating kind cluster $name (node image $image, $workers workers)"
+    cluster_config "$image" >"$state/cluster.json"
+    kind create cluster --name "$name" --config "$state/cluster.json" --kubeconfig "$kubeconfig" --wait 0s >"$state/create.log" 2>&1 ||
+      { tail -n 30 "$state/create.log" >&2; die "kind create cluster failed (whole log: $state/create.log)"; }
+  else
+    kind get kubeconfig --name "$name" >"$kubeconfig"
+  fi
+  chmod 600 "$kubeconfig"
+  if [[ $engine_kind == own ]]; then node_network; no_dns_forwarding; fi
+  load_images
+  charts
+  wait_ready
+  log "kind cluster $name ready in $((SECONDS - t))s"
+  echo "export KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  pick_engine
+  if { [[ $engine_kind == user ]] || own_engine_running; } && cluster_exists; then
+    kind delete cluster --name "$name" --kubeconfig "$kubeconfig" >/dev/null
+  fi
+  [[ $engine_kind == own ]] && engine_down
+  rm -rf "$state"
+}
+
+status() {
+  pick_engine
+  echo "engine: $engine_kind${DOCKER_HOST:+ ($DOCKER_HOST)}"
+  if [[ $engine_kind == own ]] && ! own_engine_running; then echo "kind cluster $name: not running"; return 0; fi
+  cluster_exists || { echo "kind cluster $name: not running"; return 0; }
+  kc get nodes -o wide && kc get pods -A
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  engine-main) engine_main ;;
+  *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
+esac

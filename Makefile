@@ -5,7 +5,9 @@ SHELL := /bin/bash
 VENV        ?= .venv
 PYTHON      ?= python3
 BIN         := $(CURDIR)/$(VENV)/bin
-CLUSTER     ?= testbed
+# The local cluster of cluster-up/-status/-down: kind (what deploy uses), or testbed (the API server as host
+# processes with KWOK's simulated nodes, which the KWOK suite of `make test` runs on).
+CLUSTER     ?= kind
 COLLECTION  := $(CURDIR)/.collections/ansible_collections/toolhive/k8s
 TESTBED_KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
@@ -49,31 +51,35 @@ ee: collection-build ## Execution environment build context in .build/ee (then: 
 cluster-build: ## Build the test bed's binaries from Go modules (cached)
 	@testbed/build.sh
 
-cluster-up: ## Bring up the test bed (or CLUSTER=kind); idempotent
-	@testbed/cluster.sh up
+CLUSTER_SCRIPT = $(if $(filter kind,$(CLUSTER)),testbed/kind.sh,testbed/cluster.sh)
+cluster-up: ## Bring up the local kind cluster (CLUSTER=testbed: the process test bed); idempotent
+	@$(CLUSTER_SCRIPT) up
 
-cluster-status: ## Show the test bed's processes and nodes
-	@testbed/cluster.sh status
+cluster-status: ## Show the local cluster
+	@$(CLUSTER_SCRIPT) status
 
-cluster-down: ## Stop the test bed's processes and remove its state
-	@testbed/cluster.sh down
+cluster-down: ## Remove the local cluster and everything of its engine (CLUSTER=testbed: the process test bed)
+	@$(CLUSTER_SCRIPT) down
 
-# With no cluster configured (KUBECONFIG unset and no current context), deploy
-# brings up the local test bed and uses it.
-deploy: collection ## Install everything, deploy the example (Redis, 2 MCPServers, vMCP x3), print status
-	@extra=; check=; if [ -z "$$KUBECONFIG" ] && ! kubectl config current-context >/dev/null 2>&1; then \
-	  echo "No cluster configured: using the local test bed (make cluster-down stops it)."; \
-	  testbed/cluster.sh up || echo "(the test bed came up as printed above)"; \
-	  export KUBECONFIG=$(TESTBED_KUBECONFIG); \
-	fi; \
-	if [ "$$KUBECONFIG" = "$(TESTBED_KUBECONFIG)" ]; then \
+# deploy: the example on the local kind cluster (testbed/kind.sh brings it up; the collection's operator role
+# installs ToolHive's operator there). Another cluster only when named: CONTEXT=<context of your kubeconfig>.
+KIND_KUBECONFIG := $(CURDIR)/.kind/kubeconfig
+KIND_CHARTS     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolhive-k8s-testbed/charts
+deploy: collection ## Install everything, bring up kind, install the operator, deploy the example, print status
+	@set -e; if [ -n "$(CONTEXT)" ]; then \
+	  operator="-e toolhive_context=$(CONTEXT)"; extra="$$operator"; \
+	  echo "Deploying to context $(CONTEXT) of your kubeconfig"; \
+	else \
+	  testbed/kind.sh up >/dev/null; \
+	  export KUBECONFIG=$(KIND_KUBECONFIG); \
+	  release=$$(source testbed/versions.env && echo $$TOOLHIVE_VERSION); \
+	  operator="-e operator_chart_repo=$(KIND_CHARTS)/$$release -e operator_version=$${release#v}"; \
 	  extra="-e @testbed/example-overrides.yml"; \
-	  kubectl get nodes -l toolhive.testbed/node=real -o name | grep -q . || \
-	    check="-e toolhive_mcp_check=false"; \
+	  echo "Deploying to the local kind cluster ($$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'); make cluster-down removes it)"; \
 	fi; \
-	echo "Deploying to $$(kubectl config current-context)"; \
-	ansible-playbook playbooks/deploy.yml -e @playbooks/vars/example.yml $$extra $$check && \
-	ansible-playbook playbooks/status.yml -e @playbooks/vars/example.yml $$check
+	ansible-playbook playbooks/operator.yml $$operator; \
+	ansible-playbook playbooks/deploy.yml -e @playbooks/vars/example.yml $$extra; \
+	ansible-playbook playbooks/status.yml -e @playbooks/vars/example.yml $${CONTEXT:+-e toolhive_context=$(CONTEXT)}
 
 status: collection ## Print the status of what deploy deployed
 	@ansible-playbook playbooks/status.yml -e @playbooks/vars/example.yml

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The local test bed: a real Kubernetes control plane and the ToolHive operator
-# as local processes on 127.0.0.1 (no Docker), or a kind cluster (CLUSTER=kind).
+# The process test bed: a real Kubernetes control plane and the ToolHive operator
+# as local processes on 127.0.0.1 (no Docker). The kind cluster is testbed/kind.sh.
 #
 #   cluster.sh up       idempotent; prints the `export KUBECONFIG=...` line
 #   cluster.sh status   processes, nodes, operator
@@ -32,7 +32,6 @@ pick_release
 operator=${TESTBED_OPERATOR:-run}
 case $operator in run | none) ;; *) echo "TESTBED_OPERATOR must be run or none, not '$operator'" >&2; exit 2 ;; esac
 
-CLUSTER=${CLUSTER:-testbed}
 state=${TESTBED_STATE:-$repo/.cluster}
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 bin=${TESTBED_BIN:-$cache/bin}
@@ -542,32 +541,9 @@ down_testbed() {
   log "down"
 }
 
-# --- kind (for machines with Docker) --------------------------------------
-
-kind_name=${KIND_CLUSTER_NAME:-toolhive-k8s}
-chart_repo=oci://ghcr.io/stacklok/toolhive
-
-up_kind() {
-  mkdir -p "$state"
-  if ! kind get clusters 2>/dev/null | grep -qx "$kind_name"; then
-    kind create cluster --name "$kind_name" --wait 120s
-  fi
-  kind get kubeconfig --name "$kind_name" >"$kubeconfig"
-  local chart_version
-  chart_version=$(operator_release real); chart_version=${chart_version#v}
-  KUBECONFIG=$kubeconfig helm upgrade --install toolhive-operator-crds "$chart_repo/toolhive-operator-crds" \
-    --version "$chart_version" --wait
-  KUBECONFIG=$kubeconfig helm upgrade --install toolhive-operator "$chart_repo/toolhive-operator" \
-    --version "$chart_version" --namespace "$operator_namespace" --create-namespace --wait
-  echo "export KUBECONFIG=$kubeconfig"
-}
-
-case "$CLUSTER:${1:-}" in
-  testbed:up) up_testbed ;;
-  testbed:status) status_testbed ;;
-  testbed:down) down_testbed ;;
-  kind:up) up_kind ;;
-  kind:status) KUBECONFIG=$kubeconfig kubectl get nodes && KUBECONFIG=$kubeconfig kubectl -n "$operator_namespace" get pods ;;
-  kind:down) kind delete cluster --name "$kind_name"; rm -rf "$state" ;;
-  *) echo "usage: [CLUSTER=testbed|kind] $0 up|status|down" >&2; exit 2 ;;
+case "${1:-}" in
+  up) up_testbed ;;
+  status) status_testbed ;;
+  down) down_testbed ;;
+  *) echo "usage: $0 up|status|down (the kind cluster: testbed/kind.sh)" >&2; exit 2 ;;
 esac

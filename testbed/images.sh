@@ -41,13 +41,15 @@ for release in $releases; do
                     "ghcr.io/stacklok/toolhive/proxyrunner:$release")
 done
 everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
+# The kind bed's metrics-server (installed with its own chart by testbed/kind.sh).
+metrics_image="registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
 # dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
 time_image="ghcr.io/stacklok/dockyard/uvx/mcp-server-time:$MCP_SERVER_TIME_VERSION"
 server_everything_image="ghcr.io/stacklok/dockyard/npx/server-everything:$SERVER_EVERYTHING_VERSION"
 
 if [[ ${1:-} == names ]]; then
   printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "${toolhive_images[@]}" \
-    "$everything_image" "$time_image" "$server_everything_image"
+    "$everything_image" "$time_image" "$server_everything_image" "$metrics_image"
   exit 0
 fi
 
@@ -88,6 +90,9 @@ for release in $releases; do
 done
 log "go-sdk everything $GO_SDK_VERSION"
 go_install "-s -w" "github.com/modelcontextprotocol/go-sdk/examples/server/everything@$GO_SDK_VERSION"
+log "metrics-server $METRICS_SERVER_VERSION"
+go_install "-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+  "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 log "Go programs built in $((SECONDS - t))s"
 
 # --- root filesystems --------------------------------------------------------
@@ -160,6 +165,11 @@ for spec in "${specs[@]}"; do
   [[ $binary == everything ]] && cmd='["-http", ":8080"]'
   pack "$tar" "$name" "$work/$tar" --entrypoint "[\"/ko-app/$binary\"]" --cmd "$cmd" --user 65532 "${ko_env[@]}"
 done
+
+# metrics-server: static Go, as its Dockerfile builds it (distroless static, uid 65534).
+base "$work/metrics-server"
+cp "$gobin/metrics-server" "$work/metrics-server/metrics-server"
+pack metrics-server "$metrics_image" "$work/metrics-server" --entrypoint '["/metrics-server"]' --user 65534
 
 # Redis: Debian's redis-tools binary (redis-server and redis-sentinel are names
 # of one program), busybox as the shell the roles' scripts need, uid 999 as in

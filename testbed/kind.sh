@@ -198,26 +198,38 @@ node_image() { # the image the nodes run: pulled on the user's engine, else buil
 # --- the cluster --------------------------------------------------------------
 
 cluster_config() { # NODE-IMAGE : kind's cluster configuration, JSON
-  python3 - "$1" "$workers" "$pod_subnet" "$service_subnet" "$engine_kind" "$ETCD_VERSION" "$COREDNS_VERSION" <<'PY'
+  python3 - "$1" "$workers" "$pod_subnet" "$service_subnet" "$engine_kind" "$ETCD_VERSION" "$COREDNS_VERSION" \
+    "$state/logs" "$here/kind/audit-policy.yaml" <<'PY'
 import json, sys
-image, workers, pods, services, engine, etcd, coredns = sys.argv[1:]
+image, workers, pods, services, engine, etcd, coredns, logs, policy = sys.argv[1:]
+# The API server's audit log, in the bed's state folder on the host (tests read it: tests/audit_log.py).
+audit_mounts = [{"hostPath": logs, "containerPath": "/var/log/kubernetes/audit"},
+                {"hostPath": policy, "containerPath": "/etc/kubernetes/audit-policy.yaml", "readOnly": True}]
 config = {
     "kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
     "networking": {"podSubnet": pods, "serviceSubnet": services, "apiServerAddress": "127.0.0.1"},
-    "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image}] * int(workers),
+    "nodes": [{"role": "control-plane", "image": image, "extraMounts": audit_mounts}]
+             + [{"role": "worker", "image": image}] * int(workers),
 }
+# No apiVersion in the patches: kind patches each document of its kind whatever kubeadm API version it writes.
+cluster = {"kind": "ClusterConfiguration", "apiServer": {
+    "extraArgs": {"audit-log-path": "/var/log/kubernetes/audit/audit.log",
+                  "audit-policy-file": "/etc/kubernetes/audit-policy.yaml",
+                  "audit-log-maxsize": "200", "audit-log-maxbackup": "1"},
+    "extraVolumes": [
+        {"name": "audit-log", "hostPath": "/var/log/kubernetes/audit", "mountPath": "/var/log/kubernetes/audit",
+         "pathType": "DirectoryOrCreate"},
+        {"name": "audit-policy", "hostPath": "/etc/kubernetes/audit-policy.yaml",
+         "mountPath": "/etc/kubernetes/audit-policy.yaml", "readOnly": True, "pathType": "File"}]}}
+patches = [cluster]
 if engine == "own":
     # The node image built here: no kindnetd or local-path images (kind.sh configures each node's bridge CNI);
-    # etcd and CoreDNS under the test bed's names; cgroup v1 hosts allowed. No apiVersion: kind patches each
-    # document of its kind whatever kubeadm API version it writes (v1beta3 for this release).
+    # etcd and CoreDNS under the test bed's names; cgroup v1 hosts allowed.
     config["networking"]["disableDefaultCNI"] = True
-    patches = [
-        {"kind": "KubeletConfiguration", "failCgroupV1": False},
-        {"kind": "ClusterConfiguration",
-         "etcd": {"local": {"imageRepository": "localhost/toolhive-testbed", "imageTag": etcd}},
-         "dns": {"imageRepository": "localhost/toolhive-testbed", "imageTag": coredns}},
-    ]
-    config["kubeadmConfigPatches"] = [json.dumps(p) for p in patches]
+    cluster["etcd"] = {"local": {"imageRepository": "localhost/toolhive-testbed", "imageTag": etcd}}
+    cluster["dns"] = {"imageRepository": "localhost/toolhive-testbed", "imageTag": coredns}
+    patches.append({"kind": "KubeletConfiguration", "failCgroupV1": False})
+config["kubeadmConfigPatches"] = [json.dumps(p) for p in patches]
 print(json.dumps(config, indent=2))
 PY
 }
@@ -296,6 +308,16 @@ charts() { # each ToolHive release's two charts, packaged from its Go module int
   done
 }
 
+metrics_server() { # the HPA's resource metrics: metrics-server with the chart of its own release
+  local dir
+  dir=$(cd "$cache/modules" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" |
+    sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  # kind's kubelets serve self-signed certificates (kind's own docs: --kubelet-insecure-tls).
+  KUBECONFIG=$kubeconfig helm upgrade --install metrics-server "$dir/charts/metrics-server" --namespace kube-system \
+    --set-json 'args=["--kubelet-insecure-tls"]' --set image.tag="$METRICS_SERVER_VERSION" --wait --timeout 180s >/dev/null ||
+    die "metrics-server did not become ready"
+}
+
 wait_ready() {
   kc wait --for condition=Ready node --all --timeout 180s >/dev/null ||
     { kc get nodes >&2; die "the nodes did not become Ready"; }
@@ -315,6 +337,7 @@ up() {
   if ! cluster_exists; then
     image=$(node_image)
     log "creating kind cluster $name (node image $image, $workers workers)"
+    mkdir -p "$state/logs"
     cluster_config "$image" >"$state/cluster.json"
     kind create cluster --name "$name" --config "$state/cluster.json" --kubeconfig "$kubeconfig" --wait 0s >"$state/create.log" 2>&1 ||
       { tail -n 30 "$state/create.log" >&2; die "kind create cluster failed (whole log: $state/create.log)"; }
@@ -326,6 +349,7 @@ up() {
   load_images
   charts
   wait_ready
+  metrics_server
   log "kind cluster $name ready in $((SECONDS - t))s"
   echo "export KUBECONFIG=$kubeconfig"
 }

@@ -8,8 +8,13 @@ records each HTTP exchange, so a test can assert the status and body a pod reall
 not only the error the SDK turned them into.
 """
 import asyncio
+import atexit
+import base64
 import contextlib
+import hashlib
+import shutil
 import ssl
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,16 +76,36 @@ class PodRouter(httpx2.AsyncBaseTransport):
                 await asyncio.sleep(0.05)
 
 
-def api_credentials(kubeconfig):
-    """(server, ssl context) of the kubeconfig's current context: CA and client certificate, as files."""
+def kubeconfig_files(kubeconfig):
+    """(server, CA file, client certificate file, client key file) of the kubeconfig's current context. The
+    process test bed writes file paths; kind writes the *-data forms, written out here once to a private folder."""
     config = yaml.safe_load(Path(kubeconfig).read_text(encoding="utf-8"))
     context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
     user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-    # The test bed writes file paths (no *-data): the only form this helper needs to read.
-    tls = ssl.create_default_context(cafile=cluster["certificate-authority"])
-    tls.load_cert_chain(user["client-certificate"], user["client-key"])
-    return cluster["server"], tls
+
+    def as_file(entry, key):
+        if key in entry:
+            return entry[key]
+        path = Path(_DATA_FILES) / f"{hashlib.sha256(entry[key + '-data'].encode()).hexdigest()[:16]}.pem"
+        if not path.exists():
+            path.write_bytes(base64.b64decode(entry[key + "-data"]))
+        return str(path)
+
+    return (cluster["server"], as_file(cluster, "certificate-authority"), as_file(user, "client-certificate"),
+            as_file(user, "client-key"))
+
+
+_DATA_FILES = tempfile.mkdtemp(prefix="toolhive-k8s-kubeconfig-")
+atexit.register(shutil.rmtree, _DATA_FILES, ignore_errors=True)
+
+
+def api_credentials(kubeconfig):
+    """(server, ssl context) of the kubeconfig's current context: its CA and client certificate."""
+    server, authority, certificate, key = kubeconfig_files(kubeconfig)
+    tls = ssl.create_default_context(cafile=authority)
+    tls.load_cert_chain(certificate, key)
+    return server, tls
 
 
 @contextlib.asynccontextmanager

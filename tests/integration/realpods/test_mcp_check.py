@@ -19,6 +19,7 @@ import pytest
 from ..roles.test_awx_credential_and_rbac import rbac_for
 from ..conftest import Audit
 from .conftest import REPO, deploy, wait_until
+from .podclient import kubeconfig_files
 from .test_sessions import deploy_vars
 
 pytestmark = pytest.mark.usefixtures("real_node")
@@ -197,13 +198,15 @@ def test_hostile_servers_are_reported_within_the_bounds(deployed, ansible_env, k
     kubectl("delete", "mcpserver", *names, "-n", deployed.namespace, "--wait=false")
 
 
-def audit_events(audit, namespace):
-    """The requests of the test bed's admin into NAMESPACE since AUDIT (an AuditLog) was made."""
+def audit_events(audit, namespace, kubectl):
+    """The requests of the kubeconfig's user (the test bed's admin) into NAMESPACE since AUDIT (an AuditLog) was
+    made."""
     # The module's own requests: the admin's identity (not the operator's or the controllers'), urllib3 (not
     # the kubectl of this test).
+    admin = kubectl("auth", "whoami", "-o", "json")["status"]["userInfo"]["username"]
     return [e for e in audit.events() if e.get("objectRef", {}).get("namespace") == namespace
             and e.get("stage") == "ResponseComplete"
-            and e.get("user", {}).get("username") == "toolhive-testbed-admin"
+            and e.get("user", {}).get("username") == admin
             and e.get("userAgent", "").startswith("python-urllib3")]
 
 
@@ -212,7 +215,7 @@ def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_en
     task's MCP requests are in the same log (so the audit would see them)."""
     audit = Audit(kubectl)
     result, _output = mcp_check(ansible_env, "--check", namespace=deployed.namespace)
-    events = audit_events(audit, deployed.namespace)
+    events = audit_events(audit, deployed.namespace, kubectl)
     assert result["ok"] is False and result["msg"].startswith("check mode: no MCP request sent"), result
     assert all(not r["checked"] and r["answered"] is None for s in result["servers"] for r in s["replicas"])
     assert events and {e["verb"] for e in events} <= {"get", "list"}, {(e["verb"], e["requestURI"]) for e in events}
@@ -220,7 +223,7 @@ def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_en
 
     audit = Audit(kubectl)
     mcp_check(ansible_env, namespace=deployed.namespace, name="shared")
-    proxied = [e for e in audit_events(audit, deployed.namespace) if e["objectRef"].get("subresource") == "proxy"]
+    proxied = [e for e in audit_events(audit, deployed.namespace, kubectl) if e["objectRef"].get("subresource") == "proxy"]
     assert {(e["verb"], e["objectRef"]["resource"]) for e in proxied} == {
         ("create", "pods"), ("delete", "pods"), ("create", "services"), ("delete", "services")}, proxied
 
@@ -242,7 +245,7 @@ def test_status_playbook_shows_the_check_on_each_line(deployed, run_playbook):
 
 
 @pytest.fixture
-def automation(kubectl, deployed, tmp_path):
+def automation(kubectl, kubeconfig, deployed, tmp_path):
     """awx/rbac.yaml's account in the deployed namespace, and the environment of an AWX job with its token;
     yields (env, set_role(rules)) to take verbs away."""
     namespace = deployed.namespace
@@ -250,9 +253,9 @@ def automation(kubectl, deployed, tmp_path):
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
     role = [d for d in documents if d["kind"] == "Role"][0]
     token = kubectl("create", "token", "toolhive-automation", "-n", namespace).stdout.strip()
-    cluster = kubectl("config", "view", "--raw", "--minify", "-o", "json")["clusters"][0]["cluster"]
-    env = {"K8S_AUTH_HOST": cluster["server"], "K8S_AUTH_API_KEY": token, "K8S_AUTH_VERIFY_SSL": "true",
-           "K8S_AUTH_SSL_CA_CERT": cluster["certificate-authority"], "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "",
+    server, authority, _, _ = kubeconfig_files(kubeconfig)
+    env = {"K8S_AUTH_HOST": server, "K8S_AUTH_API_KEY": token, "K8S_AUTH_VERIFY_SSL": "true",
+           "K8S_AUTH_SSL_CA_CERT": authority, "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "",
            "HOME": str(tmp_path)}
 
     def set_rules(rules):

@@ -28,13 +28,26 @@ SYSCTLS = ["net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", "net.ipv4.conf
 
 def require_real_nodes():
     """Skip only on the explicit opt-out; everything else is the test's to pass or fail."""
-    if NODES not in ("real", "both"):
-        pytest.skip(f"TESTBED_NODES={NODES}: the real node is opted out (TESTBED_NODES=real or both runs it)")
+    if NODES not in ("real", "both", "kind"):
+        pytest.skip(f"TESTBED_NODES={NODES}: the real node is opted out (TESTBED_NODES=kind, real or both runs it)")
+
+
+def ready_kind_node(kubectl, kubeconfig):
+    """The kind cluster's one node (testbed/kind.sh), Ready and schedulable."""
+    nodes = kubectl("get", "nodes", "-o", "json")["items"]
+    ready = [n["metadata"]["name"] for n in nodes if not n["spec"].get("taints")
+             and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
+    if len(ready) != 1:
+        pytest.fail(f"TESTBED_NODES=kind needs the kind cluster of testbed/kind.sh at {kubeconfig} with one Ready, "
+                    f"schedulable node; found {ready} of {[n['metadata']['name'] for n in nodes]}")
+    return ready[0]
 
 
 def ready_real_node(kubectl, kubeconfig):
     """The real node's name. Skips only on the opt-out; fails, with cluster-up's own reason, when it is not Ready."""
     require_real_nodes()
+    if NODES == "kind":
+        return ready_kind_node(kubectl, kubeconfig)
     unavailable = Path(kubeconfig).parent / "realnode-unavailable"
     if unavailable.exists():
         pytest.fail(f"the real node could not start; cluster-up said: {unavailable.read_text().strip()}")

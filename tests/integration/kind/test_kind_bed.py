@@ -1,0 +1,89 @@
+"""Nothing leaves the machine from the kind bed (testbed/kind.sh with its own engine): a pod's connection to an
+outside address and the host's to an untranslated ClusterIP fail here, the cluster's DNS forwards nowhere, and kind
+never writes the user's kubeconfig. Readings are of the host and of pods that really run."""
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from ..conftest import wait_until
+from ..testbed.realnode import REPO, counters, image
+from .conftest import CACHE
+
+GUARD, GUARD_OUT = "THVKIND-GUARD", "THVKIND-GUARD-OUT"
+OUTSIDE = "192.0.2.10"  # TEST-NET-1: an address of no machine here
+
+
+def own_engine():
+    if subprocess.run(["iptables", "-w", "5", "-S", GUARD], capture_output=True, check=False).returncode != 0:
+        pytest.fail("the kind bed's guard chain is missing: testbed/kind.sh up installs it before its engine starts")
+
+
+def dropped(chain):
+    return sum(n for rule, n in counters(chain).items() if rule.startswith(("DROP", "REJECT")))
+
+
+@pytest.fixture(scope="module")
+def shell_pod(kubectl):
+    """A pod with a shell (the test bed's Redis image: busybox) in a namespace of its own."""
+    namespace = f"kind-bed-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    kubectl("run", "shell", "-n", namespace, f"--image={image('redis-debian')}", "--restart=Never",
+            "--command", "--", "sleep", "3600")
+    kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/shell", "--timeout=120s")
+    yield lambda *cmd: kubectl("exec", "-n", namespace, "shell", "--", *cmd, check=False)
+    kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_a_pod_cannot_reach_an_outside_address(shell_pod):
+    own_engine()
+    forwarding = open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
+    before = dropped(GUARD)
+    result = shell_pod("nc", "-w", "3", OUTSIDE, "80")
+    assert result.returncode != 0, result.stdout
+    if forwarding:  # the host would route it out: the guard's DROP counted it
+        assert dropped(GUARD) > before, counters(GUARD)
+
+
+def test_the_host_cannot_reach_an_untranslated_cluster_ip(kubectl):
+    own_engine()
+    cluster_ip = kubectl("get", "service", "kubernetes", "-n", "default", "-o", "json")["spec"]["clusterIP"]
+    before = dropped(GUARD_OUT)
+    probe = subprocess.run(["curl", "-sk", "--max-time", "3", f"https://{cluster_ip}/"], capture_output=True,
+                           text=True, check=False)
+    assert probe.returncode != 0
+    assert dropped(GUARD_OUT) > before, counters(GUARD_OUT)
+
+
+def test_the_cluster_dns_answers_for_the_cluster_and_forwards_nowhere(shell_pod):
+    inside = shell_pod("nslookup", "kubernetes.default.svc.cluster.local")
+    assert inside.returncode == 0 and "Address" in inside.stdout, inside.stdout + inside.stderr
+    outside = shell_pod("nslookup", "example.com")
+    assert outside.returncode != 0, outside.stdout
+
+
+def test_kind_never_writes_the_users_kubeconfig(tmp_path):
+    """A second `up` (the cluster exists) with a HOME of its own: no HOME/.kube/config appears. The caches that
+    HOME would move stay where they are."""
+    caches = subprocess.run(["go", "env", "GOPATH", "GOCACHE", "GOMODCACHE"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    env = dict(os.environ, HOME=str(tmp_path), KUBECONFIG="", GOPATH=caches[0], GOCACHE=caches[1],
+               GOMODCACHE=caches[2], TESTBED_CACHE=str(CACHE))
+    proc = subprocess.run([str(REPO / "testbed" / "kind.sh"), "up"], env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / ".kube" / "config").exists()  # (kubectl keeps its discovery cache in .kube/cache)
+    assert f"export KUBECONFIG={REPO}/.kind/kubeconfig" in proc.stdout
+
+
+def test_the_nodes_run_the_pinned_kubernetes_release(kubectl):
+    own_engine()  # the user's engine runs kind's public node image (KIND_NODE_IMAGE), of kind's own release
+    wanted = dict(line.split("=", 1) for line in (REPO / "testbed" / "versions.env").read_text().splitlines()
+                  if line[:1].isupper() and "=" in line)["KUBERNETES_VERSION"]
+    nodes = kubectl("get", "nodes", "-o", "json")["items"]
+    assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {wanted}
+
+
+def test_metrics_server_reads_the_nodes(kubectl):
+    wait_until("metrics for the node", lambda: kubectl("top", "nodes", check=False).returncode == 0, timeout=180)

@@ -11,9 +11,6 @@ CLUSTER     ?= kind
 COLLECTION  := $(CURDIR)/.collections/ansible_collections/toolhive/k8s
 TESTBED_KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
-# The test bed's nodes for cluster-up and deploy: both = a real node (pods really run) beside KWOK's simulated
-# ones (tainted: only pods that ask go there); kwok = simulated only (no root needed). See testbed/cluster.sh.
-export TESTBED_NODES ?= both
 TESTBED_BIN ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolhive-k8s-testbed/bin
 # The test bed's kubectl (same release as its API server) before any other.
 export PATH := $(BIN):$(TESTBED_BIN):$(PATH)
@@ -96,11 +93,11 @@ lint: collection ## ansible-lint, production profile
 unit: collection ## Unit tests (no cluster)
 	@python -m pytest -q tests/unit
 
-# The KWOK suite, as make test runs it: the running-pods tests need a bed with a real node of their own (make test).
-KWOK_ONLY := --ignore=tests/integration/realpods --ignore=tests/integration/testbed/test_realnode.py \
-             --ignore=tests/integration/testbed/test_realnode_teardown.py
-integration: collection ## The KWOK integration suite against the test bed (or $$KUBECONFIG)
-	@export KUBECONFIG=$${KUBECONFIG:-$(TESTBED_KUBECONFIG)} TESTBED_NODES=kwok; \
+# The KWOK suite, as make test runs it, on the process bed (make cluster-up CLUSTER=testbed); the tests on running
+# pods need the kind bed (make test runs them there).
+KWOK_ONLY := --ignore=tests/integration/realpods --ignore=tests/integration/kind
+integration: collection ## The KWOK integration suite against the process test bed
+	@export KUBECONFIG=$(TESTBED_KUBECONFIG) TESTBED_NODES=kwok; \
 	  python -m pytest -q -n 2 -m "not serial" $(KWOK_ONLY) tests/integration && \
 	  python -m pytest -q -m serial $(KWOK_ONLY) tests/integration
 

@@ -1,4 +1,4 @@
-"""Benchmark of toolhive.k8s.mcp_check on the test bed's real node (TESTBED_NODES=real or both).
+"""Benchmark of toolhive.k8s.mcp_check on the kind bed (testbed/kind.sh, KUBECONFIG=.kind/kubeconfig).
 
 Deploys, with playbooks/deploy.yml into a fresh namespace: Redis, 3 gateways x 3 replicas and 10 MCPServers
 (go-sdk `everything`, 1 proxy and 1 backend each), all with Redis session storage and tiny CPU requests; waits
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.integration.testbed.realnode import image  # noqa: E402  pylint: disable=wrong-import-position
+from tests.integration.host import image  # noqa: E402  pylint: disable=wrong-import-position
 
 SMALL = {"requests": {"cpu": "5m", "memory": "32Mi"}}
 

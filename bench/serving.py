@@ -1,6 +1,6 @@
 """Time to serving on real pods: playbooks/deploy.yml against kubectl, in one run.
 
-Needs the test bed's real node (TESTBED_NODES=real or both) and its local images. Each run deploys the same
+Needs the kind bed (testbed/kind.sh, KUBECONFIG=.kind/kubeconfig) and its local images. Each run deploys the same
 job three ways, each into a fresh namespace, and times it from the first command to the first `tools/list`
 answered through the gateway's Service, by a real client (the official `mcp` SDK, through the API server's
 service proxy), listing the tools of every MCPServer:
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 # pylint: disable=wrong-import-position
 from bench.run import exported_manifests  # noqa: E402
 from tests.integration.realpods.serviceclient import service_tools  # noqa: E402
-from tests.integration.testbed.realnode import image  # noqa: E402
+from tests.integration.host import image  # noqa: E402
 
 SMALL = {"requests": {"cpu": "5m", "memory": "32Mi"}}
 SERVERS = ("alpha", "beta")

@@ -46,7 +46,7 @@ build_kubernetes() {
     grep '^godebug' "$gomod" >>go.mod || true
     go mod edit -require "k8s.io/kubernetes@$KUBERNETES_VERSION"
   fi
-  # kubelet and kube-proxy for the real node (node.sh), kubeadm for kind's node image (kind.sh): the same
+  # kubelet, kube-proxy and kubeadm for the kind node image (kind-node-image.sh): the same
   # module graph, one build.
   local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
               k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl

@@ -12,10 +12,8 @@
 # collection's manifests are checked by server-side dry run against those CRDs.
 # With TESTBED_STATE and TESTBED_PORT_BASE such a bed runs beside the default one.
 #
-# TESTBED_NODES picks the nodes: kwok (default; fake nodes, pods run no
-# containers), real (one real node: containerd, kubelet, kube-proxy, CoreDNS;
-# see node.sh) or both (the real node, plus KWOK nodes tainted
-# kwok.x-k8s.io/node=fake:NoSchedule so only pods that tolerate it go there).
+# Its nodes are KWOK's: simulated, pods run no containers (the kind bed runs
+# them: testbed/kind.sh). TESTBED_NODES, if set, must say kwok.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -23,12 +21,8 @@ repo=$(dirname "$here")
 source "$here/versions.env"
 # shellcheck source=testbed/releases.sh
 source "$here/releases.sh"
-nodes=${TESTBED_NODES:-kwok}
-pick_release() { # the operator's release and its CRDs', for the nodes this bed has
-  toolhive_release=$(operator_release "$nodes")
-  crds_version=${TESTBED_CRDS_VERSION:-$toolhive_release}
-}
-pick_release
+toolhive_release=$(operator_release kwok)
+crds_version=${TESTBED_CRDS_VERSION:-$toolhive_release}
 operator=${TESTBED_OPERATOR:-run}
 case $operator in run | none) ;; *) echo "TESTBED_OPERATOR must be run or none, not '$operator'" >&2; exit 2 ;; esac
 
@@ -45,12 +39,9 @@ api_port=$((port_base + 43)) kcm_port=$((port_base + 57)) sched_port=$((port_bas
 kwok_port=$((port_base + 47)) operator_health_port=$((port_base + 81))
 metrics_port=$((port_base + 44))
 operator_namespace=toolhive-system
-case $nodes in kwok | real | both) ;; *) echo "TESTBED_NODES must be kwok, real or both, not '$nodes'" >&2; exit 2 ;; esac
-# Where the real node could not start, cluster-up writes why here (tests read it).
-unavailable="$state/realnode-unavailable"
+case ${TESTBED_NODES:-kwok} in kwok) ;; *) echo "this bed's nodes are KWOK's (TESTBED_NODES=kwok); pods that run: testbed/kind.sh" >&2; exit 2 ;; esac
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok metrics-server)
 [[ $operator == none ]] || components+=(thv-operator)
-node_components=(containerd api-forward kubelet kube-proxy)
 
 log() { printf '[testbed %s] %s\n' "$(date +%T)" "$*" >&2; }
 kc() { "$bin/kubectl" --kubeconfig "$kubeconfig" "$@"; }
@@ -249,9 +240,7 @@ start_kwok() {
 }
 
 create_nodes() {
-  local i taints="[]"
-  # Beside a real node, KWOK's nodes take only pods that ask for them.
-  [[ $nodes == both ]] && taints='[{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]'
+  local i
   for i in 0 1 2; do
     cat <<EOF
 apiVersion: v1
@@ -267,8 +256,7 @@ metadata:
     kubernetes.io/os: linux
     kubernetes.io/arch: amd64
     type: kwok
-spec:
-  taints: $taints
+spec: {}
 status:
   allocatable: {cpu: "64", memory: 256Gi, pods: "500"}
   capacity: {cpu: "64", memory: 256Gi, pods: "500"}
@@ -358,14 +346,8 @@ running() { # every component alive and the API server answering
   local c
   for c in "${components[@]}"; do
     [[ $c == metrics-server && ! -f "$pids/metrics-server" ]] && continue
-    [[ $c == kwok && $nodes == real && ! -f "$pids/kwok" ]] && continue
     alive "$c" || return 1
   done
-  if [[ $nodes != kwok ]]; then
-    # A real node asked for and missing: not running as asked (`up` tries again).
-    [[ ! -f $unavailable ]] || return 1
-    for c in "${node_components[@]}"; do alive "$c" || return 1; done
-  fi
   kc get --raw /readyz >/dev/null 2>&1
 }
 
@@ -384,10 +366,9 @@ stop_leftovers() { # processes of an earlier run that are still alive: stopped, 
   done
 }
 
-# Without a real node there is no node guard (node.sh guard), yet the API server's service and pod proxies
-# dial the addresses KWOK hands out, which no interface here owns: they would follow the default route out.
-# This chain rejects them on this host. Host-wide, so one bed installs it (its state names it) and only that
-# bed removes it; a real node's guard covers the same ranges.
+# The API server's service and pod proxies dial the addresses KWOK hands out, which no interface here owns: they
+# would follow the default route out. This chain rejects them on this host. Host-wide, so one bed installs it (its
+# state names it) and only that bed removes it.
 kwok_guard=TESTBED-KWOK-GUARD
 kwok_guard_up() {
   if [[ $(id -u) != 0 ]]; then
@@ -396,12 +377,12 @@ kwok_guard_up() {
   fi
   # As root the guard is not optional: a fresh machine gets iptables first (bindep.txt), before any component.
   local out
-  if ! out=$("$here/setup-node.sh" guard 2>&1); then
+  if ! out=$("$here/packages.sh" guard 2>&1); then
     log "FAILED: the egress guard cannot be installed (${out##*egress guard unavailable: }); nothing was started."
     log "Install iptables (bindep.txt), or run as a user without root (no guard, a warning instead)"
     exit 1
   fi
-  if iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1 || iptables -w 5 -S TESTBED-EGRESS-GUARD >/dev/null 2>&1; then
+  if iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1; then
     return 0 # another bed's guard already covers these ranges
   fi
   iptables -w 5 -N "$kwok_guard"
@@ -418,45 +399,6 @@ kwok_guard_down() {
   iptables -w 5 -F "$kwok_guard" && iptables -w 5 -X "$kwok_guard"
 }
 
-real_node_unavailable() { # MESSAGE : say why, undo the node, carry on with KWOK nodes
-  printf '%s\n' "$1" >"$unavailable"
-  log "REAL NODE UNAVAILABLE: $1"
-  "$here/node.sh" down >/dev/null 2>&1 || true
-  nodes=kwok
-  pick_release
-}
-
-real_node_first() { # before any component: checks, packages, images, the egress guard, containerd
-  local out
-  if ! out=$("$here/setup-node.sh" 2>&1); then
-    real_node_unavailable "${out##*real node unavailable: }"
-    return 0
-  fi
-  if ! "$here/images.sh" 2>&1 | tee "$logs/images.log" >&2; then
-    real_node_unavailable "building its images failed (testbed/images.sh): $(tail -n 5 "$logs/images.log")"
-    return 0
-  fi
-  if ! out=$("$here/node.sh" guard 2>&1); then
-    real_node_unavailable "$(tail -n 3 <<<"$out" | sed 's/^\[node [0-9:]*\] FAILED: //')"
-    return 0
-  fi
-  # containerd and the image import do not need the API server: in the background meanwhile.
-  "$here/node.sh" runtime >"$logs/node-runtime.log" 2>&1 &
-  runtime_job=$!
-}
-
-real_node_join() {
-  local out
-  if ! wait "$runtime_job"; then
-    real_node_unavailable "containerd did not start: $(tail -n 20 "$logs/node-runtime.log")"
-    return 0
-  fi
-  if ! out=$("$here/node.sh" join 2>&1); then
-    real_node_unavailable "$(tail -n 30 <<<"$out" | sed 's/^\[node [0-9:]*\] FAILED: //')"
-    return 0
-  fi
-}
-
 up_testbed() {
   if [[ -d $pids ]] && running; then
     log "already running"
@@ -466,39 +408,30 @@ up_testbed() {
   "$here/build.sh"
   mkdir -p "$state" "$logs" "$pids"
   stop_leftovers
-  rm -f "$unavailable"
   make_pki
   write_kubeconfigs
   local t0=$SECONDS
-  [[ $nodes == kwok ]] || real_node_first
-  [[ $nodes != kwok ]] || kwok_guard_up
+  kwok_guard_up
   start_etcd
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
   start_apiserver
   wait_for kube-apiserver 60 kc get --raw /readyz
   start_controller_manager
   start_scheduler
-  [[ $nodes == kwok ]] || real_node_join
-  if [[ $nodes != real ]]; then
-    start_kwok
-    create_nodes
-  fi
+  start_kwok
+  create_nodes
   install_crds
   [[ $operator == none ]] || start_operator
   start_metrics_server
   wait_for kube-controller-manager 30 healthz "https://127.0.0.1:$kcm_port/healthz"
   wait_for kube-scheduler 30 healthz "https://127.0.0.1:$sched_port/healthz"
-  [[ $nodes == real ]] || wait_for kwok 60 nodes_ready
+  wait_for kwok 60 nodes_ready
   [[ $operator == none ]] || wait_for thv-operator 60 curl -sf "http://127.0.0.1:$operator_health_port/readyz"
   [[ ! -f "$pids/metrics-server" ]] || wait_for metrics-server 30 healthz "https://127.0.0.1:$metrics_port/livez"
   # The service-account token controller fills in namespaces' default SA: pods need it.
   wait_for kube-controller-manager 30 kc -n default get serviceaccount default
-  log "up in $((SECONDS - t0))s (nodes: $nodes; ToolHive operator: ${operator/run/$toolhive_release}, CRDs: $crds_version)"
+  log "up in $((SECONDS - t0))s (KWOK nodes; ToolHive operator: ${operator/run/$toolhive_release}, CRDs: $crds_version)"
   echo "export KUBECONFIG=$kubeconfig"
-  if [[ -f $unavailable ]]; then
-    log "FAILED: the real node could not start (KWOK nodes instead): $(cat "$unavailable")"
-    exit 1
-  fi
 }
 
 status_testbed() {
@@ -506,11 +439,9 @@ status_testbed() {
   for c in "${components[@]}"; do
     if alive "$c"; then printf '%-24s running (pid %s)\n' "$c" "$(cat "$pids/$c")"
     elif [[ -f "$pids/$c" ]]; then printf '%-24s DEAD (log: %s)\n' "$c" "$logs/$c.log"; rc=1
-    else printf '%-24s not started\n' "$c"; [[ $c == metrics-server || ($c == kwok && $nodes == real) ]] || rc=1
+    else printf '%-24s not started\n' "$c"; [[ $c == metrics-server ]] || rc=1
     fi
   done
-  if [[ -d $state/node ]]; then "$here/node.sh" status || rc=1; fi
-  [[ ! -f $unavailable ]] || echo "real node unavailable: $(cat "$unavailable")"
   if [[ -f $kubeconfig ]] && kc get --raw /readyz >/dev/null 2>&1; then
     kc get nodes
     echo "export KUBECONFIG=$kubeconfig"
@@ -522,8 +453,6 @@ status_testbed() {
 
 down_testbed() {
   local c pid
-  # The real node first: its kubelet stops before anything can restart its pods.
-  if [[ -d $state/node ]]; then "$here/node.sh" down; fi
   # Reverse order: the operator and controllers first, etcd last.
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     c=${components[$i]}

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Builds the real node's container images without a registry or a container
-# engine: one-layer docker archives in $TESTBED_CACHE/images, imported into
-# containerd by node.sh. A stamp records what was built; an unchanged input
-# set skips everything.
+# Builds the kind bed's container images without a registry or a container
+# engine: one-layer docker archives in $TESTBED_CACHE/images, loaded into the
+# nodes by kind.sh (`kind load image-archive`; pause and CoreDNS are in the node
+# image). A stamp records what was built; an unchanged input set skips everything.
 #
 #   images.sh          build what is missing or out of date
 #   images.sh names    print the image names, one a line
 #
 # Names: upstream's public name only where the image holds the same upstream
-# program at the same version (ToolHive's vmcp and proxy runner, which the
-# operator deploys by those names; dockyard's mcp-server-time and
+# program at the same version (ToolHive's operator, vmcp and proxy runner, which
+# its chart and the operator deploy by those names; metrics-server; dockyard's mcp-server-time and
 # server-everything, which playbooks/vars/example.yml deploys): each one is in
 # testbed/images/PUBLIC.md with what upstream builds it from. Everything else is
 # localhost/toolhive-testbed/.

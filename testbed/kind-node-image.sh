@@ -92,6 +92,10 @@ build_node_image() { # kind's node image from Debian packages, kind's base files
   sed 's|^ExecStart=/usr/local/bin/containerd|ExecStart=/usr/bin/containerd|' "$f/etc/systemd/system/containerd.service" \
     >"$r/etc/systemd/system/containerd.service"
   install -m 0644 "$here/kind/containerd.toml" "$r/etc/containerd/config.toml"
+  # The node's containerd cannot pull either: every image is in the node image or loaded by `kind load`.
+  mkdir -p "$r/etc/systemd/system/containerd.service.d"
+  printf '[Service]\nEnvironment=HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY=\n' \
+    >"$r/etc/systemd/system/containerd.service.d/no-pull.conf"
   ctr oci spec | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' |
     jq 'del(.process.rlimits)' >"$r/etc/containerd/cri-base.json"
   find "$r/lib/systemd/system/sysinit.target.wants/" -name systemd-tmpfiles-setup.service -delete

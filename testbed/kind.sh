@@ -28,7 +28,7 @@ workers=${TESTBED_KIND_WORKERS:-0}
 # The own engine: its data (the node image) is kept in the cache between runs, its runtime state is not.
 engine="$cache/kind-engine"
 socket="$engine/docker.sock"
-# Ranges no other bed uses (cluster.sh: 10.96/16, 10.244/16; node.sh: 10.240.0/24).
+# Ranges no other bed uses (cluster.sh: 10.96/16, 10.244/16).
 network=toolhive-kind bridge=thvkind0 node_subnet=172.30.0.0/24
 pod_subnet=10.250.0.0/16 service_subnet=10.251.0.0/16
 guard=THVKIND-GUARD
@@ -48,23 +48,6 @@ pick_engine() { # sets DOCKER_HOST for the own engine; engine_kind=own|user
   else engine_kind=own
   fi
   if [[ $engine_kind == own ]]; then export DOCKER_HOST="unix://$socket"; fi
-}
-
-need_engine_packages() { # the own engine: Debian's docker.io (dockerd, containerd, runc), iptables, jq
-  [[ $(id -u) == 0 ]] ||
-    die "kind needs a Docker engine: start yours (Docker Engine, https://docs.docker.com/engine/install/) or run as root, which starts one of the bed's own."
-  local missing=() tool package
-  for tool in dockerd:docker.io containerd:containerd runc:runc iptables:iptables jq:jq docker:docker.io; do
-    package=${tool#*:}
-    command -v "${tool%%:*}" >/dev/null || missing+=("$package")
-  done
-  [[ ${#missing[@]} == 0 ]] && return 0
-  command -v apt-get >/dev/null ||
-    die "kind needs a Docker engine: install Docker Engine (https://docs.docker.com/engine/install/), then run this again."
-  log "installing ${missing[*]} (Debian packages; no service is started)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
-    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } ||
-    die "apt-get install ${missing[*]} failed: install Docker Engine, then run this again."
 }
 
 # --- the own engine: guarded before it starts ---------------------------------
@@ -125,7 +108,7 @@ PY
 }
 
 # Runs in the engine's private mount namespace (unshare -m): a tmpfs of its own on /run keeps containerd's
-# shim sockets out of the host's /run/containerd, which a kubelet on the host (node.sh) also uses.
+# shim sockets out of the host's /run/containerd, which any containerd of the host also uses.
 engine_main() {
   mount --make-rprivate /
   mount -t tmpfs -o mode=755 toolhive-kind-run /run
@@ -139,7 +122,7 @@ engine_main() {
 
 engine_up() {
   own_engine_running && return 0
-  need_engine_packages
+  "$here/packages.sh" engine || exit 1 # it says what is missing and how to get it
   guard_up
   engine_config
   rm -f "$socket" "$engine/containerd.sock"
@@ -328,6 +311,7 @@ wait_ready() {
 up() {
   local t=$SECONDS image
   mkdir -p "$state" "$cache/modules"
+  "$here/packages.sh" images
   "$here/build.sh"
   "$here/images.sh"
   pick_engine

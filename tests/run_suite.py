@@ -8,11 +8,9 @@ fails. Whatever does not run is a row saying why, counted as skipped. The test
 bed is brought up if no cluster answers, and brought down again at the end if
 this run started it (TESTBED_KEEP=1 keeps it).
 """
-import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,14 +18,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / ".build" / "results"
 KUBECONFIG = REPO / ".cluster" / "kubeconfig"
-# The tests that need running pods: on a test bed of their own with a real node (TESTBED_NODES, default both).
-REAL_NODE_TESTS = ["tests/integration/realpods", "tests/integration/testbed/test_realnode.py"]
-# Brings a real node up and down itself: it runs once the real-node bed is down (one real node per machine).
-REAL_NODE_TEARDOWN_TEST = "tests/integration/testbed/test_realnode_teardown.py"
-# The second leg, on the oldest supported ToolHive release (the KWOK suite runs on it too: deploy, scaling,
-# guards): sessions across replicas on running pods.
+KIND_KUBECONFIG = REPO / ".kind" / "kubeconfig"
+# On the kind bed (testbed/kind.sh), in this order: the bed itself (nothing leaves the machine), the operator role
+# (install, upgrade, removal), the oldest supported ToolHive release's leg (the KWOK suite runs on it too: deploy,
+# scaling, guards; here sessions across replicas on running pods), every running-pods test on the test bed's
+# release, and last the bed's teardown.
+KIND_BED_TESTS = ["tests/integration/kind/test_kind_bed.py"]
+OPERATOR_ROLE_TESTS = ["tests/integration/kind/test_operator_role.py"]
 OLDEST_RELEASE_TESTS = ["tests/integration/realpods/test_sessions.py",
                         "tests/integration/realpods/test_remote_proxy_sessions.py"]
+RUNNING_POD_TESTS = ["tests/integration/realpods"]
+KIND_TEARDOWN_TEST = "tests/integration/kind/test_kind_teardown.py"
+# Not for the KWOK bed: they need pods that run.
+KIND_ONLY = ["tests/integration/realpods", "tests/integration/kind"]
 
 
 def run(cmd, **kwargs):
@@ -106,8 +109,8 @@ def cluster_answers(env):
 def main():
     RESULTS.mkdir(parents=True, exist_ok=True)
     suite = Suite()
-    env = dict(os.environ)
-    env.setdefault("KUBECONFIG", str(KUBECONFIG))
+    # The KWOK bed's own kubeconfig, whatever KUBECONFIG says: a user's current cluster is never tested on.
+    env = dict(os.environ, KUBECONFIG=str(KUBECONFIG))
 
     suite.stage("sanity", ["tests/sanity/run.sh"])
     suite.stage("ansible-lint", ["ansible-lint", "--profile", "production", "--offline"])
@@ -119,19 +122,12 @@ def main():
     kwok_stages = ["integration", "integration (serial)", *(f"molecule {s}" for s in molecule_scenarios()),
                    "bench smoke (N=1)"]
     if not cluster_answers(env):
-        env["KUBECONFIG"] = str(KUBECONFIG)
         started_here = suite.step("cluster-up (KWOK)", ["testbed/cluster.sh", "up"], env=dict(env, TESTBED_NODES="kwok"))
     if not cluster_answers(env):
         for name in kwok_stages:
             suite.skip(name, "no test bed: cluster-up (KWOK) failed (its row says how)")
-    elif has_real_node(env):  # a suite that cannot run where it was asked to is a failure, not a choice
-        suite.step("integration", ["sh", "-c", "echo 'the cluster at $KUBECONFIG runs a real node: the KWOK suite "
-                                               "needs a bed without one (make cluster-down first)' >&2; exit 1"],
-                   env=env)
-        for name in kwok_stages[1:]:
-            suite.skip(name, "the KWOK suite did not run (the integration row says why)")
     else:
-        ignored = [f"--ignore={path}" for path in REAL_NODE_TESTS + [REAL_NODE_TEARDOWN_TEST]]
+        ignored = [f"--ignore={path}" for path in KIND_ONLY]
         suite.pytest("integration", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
                      extra=("-n", "2", "-m", "not serial", *ignored))
         suite.pytest("integration (serial)", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
@@ -154,20 +150,6 @@ def main():
     return 1 if suite.failed else 0
 
 
-def has_real_node(env):
-    probe = subprocess.run(["kubectl", "get", "nodes", "-l", "toolhive.testbed/node=real", "-o", "name"], env=env,
-                           capture_output=True, text=True, timeout=30, check=False)
-    return bool(probe.stdout.strip())
-
-
-def real_node_state():
-    """The real-node bed's state directory: its node's sockets need a path of at most 60 characters."""
-    state = REPO / ".cluster-real"
-    if len(str(state / "node")) <= 60:
-        return state
-    return Path(tempfile.gettempdir()) / f"thk8s-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}" / ".cluster"
-
-
 def versions():
     """testbed/versions.env as a dict."""
     lines = (REPO / "testbed" / "versions.env").read_text().splitlines()
@@ -175,39 +157,38 @@ def versions():
 
 
 def running_pods(suite):
-    """The tests on running pods, on a bed of their own with a real node: all of them on the test bed's
-    ToolHive release, then the sessions on the oldest supported one. Where the real node cannot start,
-    cluster-up says why and the tests fail with that reason; only TESTBED_NODES=kwok skips them (counted)."""
-    nodes = os.environ.get("TESTBED_NODES", "both")
-    state = real_node_state()
-    env = dict(os.environ, TESTBED_NODES=nodes, TESTBED_STATE=str(state), TESTBED_PORT_BASE="28400",
-               KUBECONFIG=str(state / "kubeconfig"))
+    """The tests on running pods, on the kind bed: the bed, the operator role, then one leg per ToolHive release
+    (the oldest supported, then the test bed's), each on the operator the role installs, then the bed's teardown.
+    Only TESTBED_NODES=kwok skips them (counted); a kind bed that cannot come up fails its row and the legs say so."""
     pinned = versions()
     release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
-    legs = [(release, REAL_NODE_TESTS), (oldest, OLDEST_RELEASE_TESTS)]
-    if nodes == "kwok":
-        for leg_release, _tests in legs:
-            suite.skip(f"running pods (ToolHive {leg_release})", "opted out: TESTBED_NODES=kwok")
-        suite.skip("real node teardown", "opted out: TESTBED_NODES=kwok")
+    legs = [(oldest, OLDEST_RELEASE_TESTS), (release, RUNNING_POD_TESTS)]
+    rows = ["kind bed", "operator role (kind)", *(f"running pods (ToolHive {r})" for r, _ in legs), "kind teardown"]
+    if os.environ.get("TESTBED_NODES") == "kwok":
+        for name in rows:
+            suite.skip(name, "opted out: TESTBED_NODES=kwok")
         return
-    kept = os.environ.get("TESTBED_KEEP") == "1"
+    env = dict(os.environ, TESTBED_NODES="kind", KUBECONFIG=str(KIND_KUBECONFIG))
+    if not suite.step("cluster-up (kind)", ["testbed/kind.sh", "up"], env=env):
+        for name in rows:
+            suite.skip(name, "no kind bed: cluster-up (kind) failed (its row says how)")
+        return
+    suite.pytest("kind bed", KIND_BED_TESTS, env=env)
+    suite.pytest("operator role (kind)", OPERATOR_ROLE_TESTS, env=env)
+    charts = Path(os.environ.get("TESTBED_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                  / "toolhive-k8s-testbed") / "charts"
     for leg_release, tests in legs:
-        if kept and leg_release != release:
-            suite.skip(f"running pods (ToolHive {leg_release})", "TESTBED_KEEP=1 keeps one bed, of the default "
-                                                                 f"release {release}")
-            continue
-        leg = dict(env, TOOLHIVE_OPERATOR_VERSION=leg_release)
-        suite.step(f"cluster-up (TESTBED_NODES={nodes}, ToolHive {leg_release})", ["testbed/cluster.sh", "up"],
-                   env=leg)
-        # Also after a failed cluster-up: the tests then fail with the reason it gave (a real node that could not
-        # start), which says more than a skip.
-        suite.pytest(f"running pods (ToolHive {leg_release})", tests, env=leg)
-        if not kept:
-            run(["testbed/cluster.sh", "down"], env=leg)
-    if kept:
-        suite.skip("real node teardown", "TESTBED_KEEP=1: the teardown test would bring the kept bed down")
+        installed = suite.step(f"operator ToolHive {leg_release} (playbooks/operator.yml)",
+                               ["ansible-playbook", "playbooks/operator.yml", "-e", f"operator_version={leg_release[1:]}",
+                                "-e", f"operator_chart_repo={charts / leg_release}"], env=env)
+        if installed:
+            suite.pytest(f"running pods (ToolHive {leg_release})", tests, env=env)
+        else:
+            suite.skip(f"running pods (ToolHive {leg_release})", "its operator was not installed (the row above)")
+    if os.environ.get("TESTBED_KEEP") == "1":
+        suite.skip("kind teardown", "TESTBED_KEEP=1 keeps the kind cluster")
     else:
-        suite.pytest("real node teardown", [REAL_NODE_TEARDOWN_TEST], env=env)
+        suite.pytest("kind teardown", [KIND_TEARDOWN_TEST], env=env)
 
 
 def molecule_scenarios():

@@ -95,8 +95,8 @@ def test_the_npm_lock_pins_the_release_in_versions_env():
 
 def test_overrides_hold_only_the_local_redis_image():
     """Only redis_image, pinned, under the test bed's local name. Its tag is the Debian package's version, which
-    only a machine with redis-tools installed knows: tests/integration/testbed/test_realnode.py checks it against
-    the image the real node runs."""
+    only a machine with redis-tools installed knows: tests/integration/kind/test_kind_bed.py checks it against
+    the image the kind bed runs."""
     overrides = yaml.safe_load(OVERRIDES.read_text())
     assert list(overrides) == ["redis_image"], overrides
     assert overrides["redis_image"].startswith(LOCAL + "redis-debian:"), overrides

@@ -24,7 +24,6 @@ def runner(monkeypatch, tmp_path, capsys):
         monkeypatch.setattr(run_suite, "run", fake_run)
         monkeypatch.setattr(run_suite, "pytest_counts", lambda junit: (1, 0, 0))
         monkeypatch.setattr(run_suite, "cluster_answers", lambda env: cluster)
-        monkeypatch.setattr(run_suite, "has_real_node", lambda env: False)
         for name, value in (env or {}).items():
             monkeypatch.setenv(name, value)
         code = run_suite.main()
@@ -40,7 +39,7 @@ def test_everything_runs_and_only_the_kind_scenario_is_a_skipped_row(runner, mon
     assert code == 0 and [line for line in lines if line.startswith("SKIP")] == [
         "SKIP molecule kind: its kind cluster is not brought up by make test yet"]
     steps = [line for line in lines if "a step, not a test" in line]
-    assert len(steps) == 2  # the two running-pods beds' cluster-up: rows, not tests
+    assert len(steps) == 3  # the kind bed's cluster-up and each leg's operator: rows, not tests
     tests = len([line for line in lines if line.startswith("PASS")])
     assert lines[-1] == f"{tests} passed, 0 failed, 1 skipped"
 
@@ -48,12 +47,24 @@ def test_everything_runs_and_only_the_kind_scenario_is_a_skipped_row(runner, mon
 def test_a_kept_bed_drops_no_leg_without_a_row(runner, monkeypatch):
     monkeypatch.delenv("TESTBED_NODES", raising=False)
     code, lines, commands = runner(env={"TESTBED_KEEP": "1"})
+    assert "SKIP kind teardown: TESTBED_KEEP=1 keeps the kind cluster" in lines
+    assert lines[-1].endswith(", 2 skipped") and code == 0
+    assert not [c for c in commands if c.endswith(" down") or "test_kind_teardown" in c]  # kept
+
+
+def test_a_failed_kind_bed_or_operator_skips_what_needed_it_with_a_row(runner, monkeypatch):
+    monkeypatch.delenv("TESTBED_NODES", raising=False)
+    monkeypatch.delenv("TESTBED_KEEP", raising=False)
+    code, lines, _commands = runner(fail_on={"testbed/kind.sh"})
+    assert code == 1 and any(line.startswith("FAIL cluster-up (kind), a step, not a test") for line in lines)
+    for row in ("kind bed", "operator role (kind)", "kind teardown"):
+        assert f"SKIP {row}: no kind bed: cluster-up (kind) failed (its row says how)" in lines, lines
     oldest = run_suite.versions()["TOOLHIVE_OLDEST_VERSION"]
-    assert f"SKIP running pods (ToolHive {oldest}): TESTBED_KEEP=1 keeps one bed, of the default release " \
-        f"{run_suite.versions()['TOOLHIVE_VERSION']}" in lines
-    assert "SKIP real node teardown: TESTBED_KEEP=1: the teardown test would bring the kept bed down" in lines
-    assert lines[-1].endswith(", 3 skipped") and code == 0
-    assert not [c for c in commands if c.endswith("cluster.sh down")]  # kept
+    code, lines, _commands = runner(fail_on={f"operator_version={oldest[1:]}"})
+    assert code == 1
+    assert f"SKIP running pods (ToolHive {oldest}): its operator was not installed (the row above)" in lines
+    assert any(line.startswith(f"PASS running pods (ToolHive {run_suite.versions()['TOOLHIVE_VERSION']})")
+               for line in lines)
 
 
 def test_a_failed_cluster_up_shows_every_stage_it_took_with_it(runner, monkeypatch):

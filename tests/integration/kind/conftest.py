@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ..testbed.realnode import REPO
+from ..host import REPO
 
 CACHE = Path(os.environ.get("TESTBED_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
              / "toolhive-k8s-testbed")

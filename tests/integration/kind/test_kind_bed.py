@@ -1,14 +1,16 @@
 """Nothing leaves the machine from the kind bed (testbed/kind.sh with its own engine): a pod's connection to an
 outside address and the host's to an untranslated ClusterIP fail here, the cluster's DNS forwards nowhere, and kind
 never writes the user's kubeconfig. Readings are of the host and of pods that really run."""
+import json
 import os
 import subprocess
 import uuid
 
 import pytest
+import yaml
 
 from ..conftest import wait_until
-from ..testbed.realnode import REPO, counters, image
+from ..host import REPO, counters, image
 from .conftest import CACHE
 
 GUARD, GUARD_OUT = "THVKIND-GUARD", "THVKIND-GUARD-OUT"
@@ -87,3 +89,35 @@ def test_the_nodes_run_the_pinned_kubernetes_release(kubectl):
 
 def test_metrics_server_reads_the_nodes(kubectl):
     wait_until("metrics for the node", lambda: kubectl("top", "nodes", check=False).returncode == 0, timeout=180)
+
+
+def test_an_image_pull_cannot_leave_the_machine(kubectl, shell_pod):
+    """An image that was not loaded fails to pull at once, through the node containerd's proxy: a closed local
+    port (the guard covers the nodes' own traffic; this covers containerd's)."""
+    own_engine()
+    namespace = kubectl("get", "pods", "-A", "-l", "run=shell", "-o", "json")["items"][0]["metadata"]["namespace"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pull"},
+           "spec": {"terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "c", "image": "docker.io/library/busybox:1.36.1",
+                                    "imagePullPolicy": "Always"}]}}
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+
+    def waiting():
+        obj = kubectl("get", "pod", "pull", "-n", namespace, "-o", "json")
+        for status in obj["status"].get("containerStatuses", []):
+            state = status.get("state", {}).get("waiting", {})
+            if state.get("reason") in ("ErrImagePull", "ImagePullBackOff") and state.get("message"):
+                return state
+        return None
+
+    state = wait_until("the pull to fail", waiting, timeout=60)
+    assert "127.0.0.1:9" in state["message"], state
+
+
+def test_the_example_overrides_name_the_redis_image_the_node_runs():
+    """make deploy's testbed/example-overrides.yml names the Redis image this machine built (its tag is the
+    installed redis-tools package's version: a Debian update changes it, and then this file must follow)."""
+    overrides = yaml.safe_load((REPO / "testbed" / "example-overrides.yml").read_text())
+    assert overrides["redis_image"] == image("redis-debian"), (
+        f"testbed/example-overrides.yml names {overrides['redis_image']}, the test bed built "
+        f"{image('redis-debian')}: update the file")

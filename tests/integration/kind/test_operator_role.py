@@ -152,8 +152,8 @@ def test_chart_values_and_the_default_redis_reach_the_operator(operator, kubectl
     assert "TOOLHIVE_DEFAULT_REDIS_ADDR" not in {e["name"] for e in container.get("env", [])}
 
 
-def test_removal_keeps_the_crds_and_the_servers_then_a_reinstall_serves_them_again(operator, kubectl, kubeconfig,
-                                                                                  fresh_group):
+def test_removal_keeps_the_crds_and_the_servers_then_a_reinstall_serves_them_again(
+        operator, kubectl, kubeconfig, fresh_group):
     result = operator(RELEASE, operator_state="absent")
     assert result.returncode == 0, result.output[-3000:]
     assert operator_deployment(kubectl) is None

@@ -1,8 +1,7 @@
-"""Fixtures for tests on running pods: the real node of the test bed, and one deployment made
+"""Fixtures for tests on running pods: the kind bed's node (testbed/kind.sh), and one deployment made
 by the collection's own playbook that every test in a module reads.
 
-Needs TESTBED_NODES=real or both (skipped only under the explicit opt-out, kwok); a real node
-that could not start is a failure with the message cluster-up wrote.
+Skipped only under the explicit opt-out (TESTBED_NODES=kwok); a kind bed without a Ready node is a failure.
 """
 import time
 import uuid
@@ -11,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ..conftest import wait_until as _shared_wait
-from ..testbed.realnode import REPO, image, ready_real_node
+from ..host import REPO, image, ready_node
 
 
 @pytest.fixture(scope="session")
 def real_node(kubectl, kubeconfig):
-    """The real node's name; fails (never skips, but under TESTBED_NODES=kwok) when it is not Ready."""
-    return ready_real_node(kubectl, kubeconfig)
+    """The node the pods really run on; fails (never skips, but under TESTBED_NODES=kwok) when it is not Ready."""
+    return ready_node(kubectl, kubeconfig)
 
 
 def wait_until(what, probe, timeout=120, interval=0.5):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ..testbed.realnode import image
+from ..host import image
 from .conftest import REPO, deploy, wait_until
 from .podclient import pod_session, run
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from ..roles.test_deploy import recap
-from ..testbed.realnode import REPO
+from ..host import REPO
 from .conftest import wait_until
 
 sys.path.insert(0, str(REPO / ".collections"))

@@ -53,7 +53,7 @@ def test_tarball_holds_the_collection_and_no_local_state(build):
                    "playbooks/scale.yml", "playbooks/specs/scale.yml", "meta/execution-environment.yml",
                    "awx/rbac.yaml"):
         assert wanted in names
-    assert not [n for n in names if n.split("/")[0] in {".venv", ".cluster", ".collections", ".build", "collections"}]
+    assert not [n for n in names if n.split("/")[0] in {".venv", ".cluster", ".kind", ".collections", ".build", "collections"}]
 
 
 def test_builder_finds_the_collections_python_requirements(build, tmp_path):

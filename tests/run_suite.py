@@ -163,7 +163,7 @@ def running_pods(suite):
     pinned = versions()
     release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
     legs = [(oldest, OLDEST_RELEASE_TESTS), (release, RUNNING_POD_TESTS)]
-    rows = ["kind bed", "operator role (kind)", *(f"running pods (ToolHive {r})" for r, _ in legs), "kind teardown"]
+    rows = ["kind bed", "operator role (kind)", *(f"running pods (ToolHive {leg[0]})" for leg in legs), "kind teardown"]
     if os.environ.get("TESTBED_NODES") == "kwok":
         for name in rows:
             suite.skip(name, "opted out: TESTBED_NODES=kwok")

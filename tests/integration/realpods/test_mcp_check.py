@@ -253,7 +253,7 @@ def automation(kubectl, kubeconfig, deployed, tmp_path):
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}))
     role = [d for d in documents if d["kind"] == "Role"][0]
     token = kubectl("create", "token", "toolhive-automation", "-n", namespace).stdout.strip()
-    server, authority, _, _ = kubeconfig_files(kubeconfig)
+    server, authority = kubeconfig_files(kubeconfig)[:2]
     env = {"K8S_AUTH_HOST": server, "K8S_AUTH_API_KEY": token, "K8S_AUTH_VERIFY_SSL": "true",
            "K8S_AUTH_SSL_CA_CERT": authority, "KUBECONFIG": "", "K8S_AUTH_KUBECONFIG": "",
            "HOME": str(tmp_path)}

@@ -11,6 +11,7 @@ sending MCP `initialize` and `tools/list` to the gateway's Service, bounded in c
 time (the script's own deadline and the Job's activeDeadlineSeconds), with a CPU limit of its own.
 """
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -135,15 +136,21 @@ def pod_cpu(kubectl, namespace, pod):
 
 
 def cgroup_cpu_seconds(pod_uid):
-    """The pod's CPU time as the node's kernel counts it (cgroup v1 cpuacct, or v2 cpu.stat), in seconds."""
-    for qos in ("", "burstable/", "besteffort/"):
-        v1 = Path(f"/sys/fs/cgroup/cpuacct/kubepods/{qos}pod{pod_uid}/cpuacct.usage")
-        if v1.exists():
-            return int(v1.read_text()) / 1e9
-        v2 = Path(f"/sys/fs/cgroup/kubepods/{qos}pod{pod_uid}/cpu.stat")
-        if v2.exists():
-            stat = dict(line.split() for line in v2.read_text().splitlines())
-            return int(stat["usage_usec"]) / 1e6
+    """The pod's CPU time as the node's kernel counts it (cgroup v1 cpuacct, or v2 cpu.stat), in seconds. The
+    pod's cgroup is wherever the node's kubelet made it: under the kind node container's cgroup, named with the
+    pod's UID (`pod<uid>`, or `...-pod<uid with underscores>.slice` with the systemd driver)."""
+    names = (f"pod{pod_uid}", f"pod{pod_uid.replace('-', '_')}.slice")
+    for root, usage in ((Path("/sys/fs/cgroup/cpuacct"), "cpuacct.usage"), (Path("/sys/fs/cgroup"), "cpu.stat")):
+        if not root.is_dir():
+            continue
+        for directory, subdirectories, _files in os.walk(root):
+            found = [d for d in subdirectories if d.endswith(names)]
+            if found:
+                counted = Path(directory) / found[0] / usage
+                if usage == "cpuacct.usage":
+                    return int(counted.read_text()) / 1e9
+                stat = dict(line.split() for line in counted.read_text().splitlines())
+                return int(stat["usage_usec"]) / 1e6
     raise AssertionError(f"no cgroup of pod {pod_uid} on this host")
 
 

@@ -9,8 +9,10 @@ refused.
 """
 import base64
 import json
+import re
 import socket
 import ssl
+import subprocess
 import sys
 
 import pytest
@@ -37,10 +39,10 @@ class Redis:
         data = self.kubectl("get", "secret", name, "-n", self.namespace, "-o", "json")["data"]
         return base64.b64decode(data[key]).decode()
 
-    def pod_ip(self):
+    def pod(self):
         pods = self.kubectl("get", "pods", "-n", self.namespace, "-l", "app.kubernetes.io/instance=toolhive-redis",
                             "-o", "json")["items"]
-        return next(p["status"]["podIP"] for p in pods if p["status"].get("podIP"))
+        return next(p["metadata"]["name"] for p in pods if p["status"].get("podIP"))
 
     def cli(self, *args):
         proc = self.kubectl("exec", "-n", self.namespace, CLIENT, "--", "redis-cli", "-h", self.fqdn, *args,
@@ -67,10 +69,24 @@ def redis(run_playbook, kubectl, fresh_namespace, images):
     return deployed
 
 
+@pytest.fixture(scope="module")
+def forwarded(redis, kubeconfig):
+    """(127.0.0.1, port) on this host that `kubectl port-forward` connects to the Redis pod's port 6379."""
+    forward = subprocess.Popen(["kubectl", "--kubeconfig", kubeconfig, "port-forward", "-n", redis.namespace,
+                                f"pod/{redis.pod()}", ":6379"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:PORT -> 6379"
+    match = re.search(r"127\.0\.0\.1:(\d+)", line)
+    assert match, line + forward.stderr.read() if forward.poll() is not None else line
+    yield "127.0.0.1", int(match.group(1))
+    forward.terminate()
+    forward.wait(timeout=10)
+
+
 def tls_exchange(address, ca_pem, server_hostname, password, timeout=10):
-    """AUTH and PING over TLS from this host; Redis's answers."""
+    """AUTH and PING over TLS from this host to ADDRESS (host, port); Redis's answers."""
     context = ssl.create_default_context(cadata=ca_pem)
-    with socket.create_connection((address, 6379), timeout=timeout) as raw:
+    with socket.create_connection(address, timeout=timeout) as raw:
         with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
             tls.sendall(f"AUTH {password}\r\nPING\r\n".encode())
             answer = b""
@@ -91,22 +107,22 @@ def test_a_pod_reaches_redis_by_its_service_name_over_tls_only(redis):
     assert plaintext, "redis-cli said nothing"
 
 
-def test_the_certificate_names_the_service_and_chains_to_the_secrets_ca(redis):
+def test_the_certificate_names_the_service_and_chains_to_the_secrets_ca(redis, forwarded):
     ca, password = redis.secret("toolhive-redis-tls", "ca.crt"), redis.secret("toolhive-redis-auth", "password")
-    address = redis.pod_ip()
+    address = forwarded
     assert tls_exchange(address, ca, redis.fqdn, password) == "+OK\r\n+PONG\r\n"
     with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
         tls_exchange(address, ca, "redis.example.com", password)
 
 
-def test_another_ca_is_refused(redis):
+def test_another_ca_is_refused(redis, forwarded):
     other_ca = generate([redis.fqdn], 1)["ca.crt"]
     with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
-        tls_exchange(redis.pod_ip(), other_ca, redis.fqdn, "unused")
+        tls_exchange(forwarded, other_ca, redis.fqdn, "unused")
 
 
-def test_plaintext_from_the_host_gets_no_answer(redis):
-    with socket.create_connection((redis.pod_ip(), 6379), timeout=10) as raw:
+def test_plaintext_from_the_host_gets_no_answer(redis, forwarded):
+    with socket.create_connection(forwarded, timeout=10) as raw:
         raw.sendall(b"PING\r\n")
         try:
             answer = raw.recv(1024)

@@ -258,10 +258,14 @@ import json, re, sys
 cm = json.load(sys.stdin)
 cm["data"]["Corefile"] = re.sub(r"\n\s*forward [^{\n]*\{[^}]*\}", "", cm["data"]["Corefile"])
 print(json.dumps(cm))' | kc replace -f - >/dev/null
-  kc -n kube-system rollout restart deployment/coredns >/dev/null
+  # A new cluster's CoreDNS pods wait for the node's network and read the new file when they start; one that
+  # already runs is restarted.
+  if kc -n kube-system get pods -l k8s-app=kube-dns -o jsonpath='{.items[*].status.phase}' | grep -q Running; then
+    kc -n kube-system rollout restart deployment/coredns >/dev/null
+  fi
 }
 
-load_images() { # the images the example and the tests run, where the node lacks them
+load_images() { # the images the example and the tests run, where the node lacks them; two loads at a time
   local node have archive image
   node=$(kind get nodes --name "$name" | head -1)
   have=$(docker exec "$node" ctr -n k8s.io images ls -q)
@@ -269,13 +273,15 @@ load_images() { # the images the example and the tests run, where the node lacks
     [[ $(basename "$archive") == @(pause|coredns).tar ]] && continue
     image=$(tar -xOf "$archive" manifest.json | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["RepoTags"][0])')
     grep -qxF "$image" <<<"$have" && continue
+    printf '%s\t%s\n' "$image" "$archive"
+  done | while IFS=$'\t' read -r image archive; do
     # On the user's engine, an image that can be pulled is: the kubelet would pull it anyway.
     if [[ $engine_kind == user ]] && [[ $image != localhost/* ]] && docker pull -q "$image" >/dev/null 2>&1; then
       kind load docker-image --name "$name" "$image" >/dev/null
     else
-      kind load image-archive --name "$name" "$archive" >/dev/null
+      printf '%s\0' "$archive"
     fi
-  done
+  done | xargs -0 -r -n 1 -P 2 kind load image-archive --name "$name" >/dev/null
 }
 
 charts() { # each ToolHive release's two charts, packaged from its Go module into $cache/charts/<release>/
@@ -291,21 +297,24 @@ charts() { # each ToolHive release's two charts, packaged from its Go module int
   done
 }
 
-metrics_server() { # the HPA's resource metrics: metrics-server with the chart of its own release
+metrics_server() { # the HPA's resource metrics: metrics-server with the chart of its own release (ready: wait_ready)
   local dir
   dir=$(cd "$cache/modules" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" |
     sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   # kind's kubelets serve self-signed certificates (kind's own docs: --kubelet-insecure-tls).
   KUBECONFIG=$kubeconfig helm upgrade --install metrics-server "$dir/charts/metrics-server" --namespace kube-system \
-    --set-json 'args=["--kubelet-insecure-tls"]' --set image.tag="$METRICS_SERVER_VERSION" --wait --timeout 180s >/dev/null ||
-    die "metrics-server did not become ready"
+    --set-json 'args=["--kubelet-insecure-tls"]' --set image.tag="$METRICS_SERVER_VERSION" >/dev/null ||
+    die "metrics-server could not be installed"
 }
 
-wait_ready() {
+wait_ready() { # every node Ready, CoreDNS and metrics-server rolled out
   kc wait --for condition=Ready node --all --timeout 180s >/dev/null ||
     { kc get nodes >&2; die "the nodes did not become Ready"; }
-  kc -n kube-system rollout status deployment/coredns --timeout 180s >/dev/null ||
-    { kc -n kube-system get pods >&2; die "CoreDNS did not become ready"; }
+  local deployment
+  for deployment in coredns metrics-server; do
+    kc -n kube-system rollout status "deployment/$deployment" --timeout 180s >/dev/null ||
+      { kc -n kube-system get pods >&2; die "$deployment did not become ready"; }
+  done
 }
 
 up() {
@@ -329,11 +338,14 @@ up() {
     kind get kubeconfig --name "$name" >"$kubeconfig"
   fi
   chmod 600 "$kubeconfig"
-  if [[ $engine_kind == own ]]; then node_network; no_dns_forwarding; fi
+  # CoreDNS's file first: its pods start once the node has a network, and then read it.
+  if [[ $engine_kind == own ]]; then no_dns_forwarding; node_network; fi
+  metrics_server
+  log "loading images"
   load_images
   charts
+  log "waiting for the nodes, CoreDNS and metrics-server"
   wait_ready
-  metrics_server
   log "kind cluster $name ready in $((SECONDS - t))s"
   echo "export KUBECONFIG=$kubeconfig"
 }

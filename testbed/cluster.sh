@@ -218,7 +218,7 @@ kwok_stages() { # KWOK's own stage and metric files, from its module: node and p
   # lifecycles, plus kubelet-style resource metrics fed by pod annotations
   # (kwok.x-k8s.io/usage-cpu) so that metrics-server and the HPA see CPU usage.
   local dir file
-  dir=$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  dir=$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")
   for file in stage/node/fast/node-initialize stage/node/heartbeat-with-lease/node-heartbeat-with-lease \
     stage/pod/fast/pod-ready stage/pod/fast/pod-complete stage/pod/fast/pod-delete \
     metrics/resource/metrics-resource metrics/usage/usage-from-annotation; do
@@ -267,9 +267,8 @@ EOF
 
 toolhive_module_dir() { # VERSION : the module's source (a release needing a newer Go: with that toolchain)
   local dir
-  dir=$(GOFLAGS=-mod=mod go mod download -json "github.com/stacklok/toolhive@$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p') || true
-  [[ -n $dir ]] || dir=$(GOFLAGS=-mod=mod GOTOOLCHAIN=${TOOLHIVE_GOTOOLCHAIN:-go1.27.3} \
-    go mod download -json "github.com/stacklok/toolhive@$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p') || true
+  dir=$(module_dir "github.com/stacklok/toolhive@$1") || true
+  [[ -n $dir ]] || dir=$(GOTOOLCHAIN=${TOOLHIVE_GOTOOLCHAIN:-go1.27.3} module_dir "github.com/stacklok/toolhive@$1") || true
   [[ -n $dir ]] || { log "FAILED: github.com/stacklok/toolhive@$1 could not be downloaded"; exit 1; }
   echo "$dir"
 }

@@ -9,6 +9,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=testbed/versions.env
 source "$here/versions.env"
+# shellcheck source=testbed/releases.sh
+source "$here/releases.sh"
 cache=${TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/toolhive-k8s-testbed}
 bin=${TESTBED_BIN:-$cache/bin}
 images="$cache/images"
@@ -66,8 +68,7 @@ build_node_image() { # kind's node image from Debian packages, kind's base files
   image=$(node_image_name)
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null ||
     die "the node image needs debootstrap (Debian package debootstrap)"
-  kind_dir=$(cd "$cache/modules" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" |
-    sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  kind_dir=$(cd "$cache/modules" && module_dir "sigs.k8s.io/kind@$KIND_VERSION")
   [[ -d $kind_dir/images/base/files ]] || die "sigs.k8s.io/kind@$KIND_VERSION's base files could not be read"
   remove_work "$work" && mkdir -p "$work"
   local r="$work/rootfs"

@@ -289,8 +289,7 @@ charts() { # each ToolHive release's two charts, packaged from its Go module int
   for release in $(toolhive_releases); do
     out="$cache/charts/$release"
     [[ -f $out/toolhive-operator-${release#v}.tgz && -f $out/toolhive-operator-crds-${release#v}.tgz ]] && continue
-    dir=$(cd "$cache/modules" && GOFLAGS=-mod=mod go mod download -json "github.com/stacklok/toolhive@$release" |
-      sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+    dir=$(cd "$cache/modules" && module_dir "github.com/stacklok/toolhive@$release")
     [[ -d $dir/deploy/charts ]] || die "github.com/stacklok/toolhive@$release has no deploy/charts"
     mkdir -p "$out"
     helm package "$dir/deploy/charts/operator-crds" "$dir/deploy/charts/operator" -d "$out" >/dev/null
@@ -299,8 +298,7 @@ charts() { # each ToolHive release's two charts, packaged from its Go module int
 
 metrics_server() { # the HPA's resource metrics: metrics-server with the chart of its own release (ready: wait_ready)
   local dir
-  dir=$(cd "$cache/modules" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION" |
-    sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  dir=$(cd "$cache/modules" && module_dir "sigs.k8s.io/metrics-server@$METRICS_SERVER_VERSION")
   # kind's kubelets serve self-signed certificates (kind's own docs: --kubelet-insecure-tls).
   KUBECONFIG=$kubeconfig helm upgrade --install metrics-server "$dir/charts/metrics-server" --namespace kube-system \
     --set-json 'args=["--kubelet-insecure-tls"]' --set image.tag="$METRICS_SERVER_VERSION" >/dev/null ||

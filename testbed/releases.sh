@@ -16,3 +16,8 @@ operator_release() {
   else echo "$TOOLHIVE_VERSION"
   fi
 }
+
+# module_dir MODULE@VERSION : the module's source in Go's module cache (downloaded if missing), or nothing.
+module_dir() {
+  GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'
+}

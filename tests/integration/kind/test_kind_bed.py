@@ -11,7 +11,7 @@ import yaml
 
 from ..conftest import wait_until
 from ..host import REPO, counters, image
-from .conftest import CACHE
+from .conftest import CACHE, versions
 
 GUARD, GUARD_OUT = "THVKIND-GUARD", "THVKIND-GUARD-OUT"
 OUTSIDE = "192.0.2.10"  # TEST-NET-1: an address of no machine here
@@ -81,8 +81,7 @@ def test_kind_never_writes_the_users_kubeconfig(tmp_path):
 
 def test_the_nodes_run_the_pinned_kubernetes_release(kubectl):
     own_engine()  # the user's engine runs kind's public node image (KIND_NODE_IMAGE), of kind's own release
-    wanted = dict(line.split("=", 1) for line in (REPO / "testbed" / "versions.env").read_text().splitlines()
-                  if line[:1].isupper() and "=" in line)["KUBERNETES_VERSION"]
+    wanted = versions()["KUBERNETES_VERSION"]
     nodes = kubectl("get", "nodes", "-o", "json")["items"]
     assert {n["status"]["nodeInfo"]["kubeletVersion"] for n in nodes} == {wanted}
 

@@ -80,7 +80,7 @@ def test_every_pod_runs_on_the_real_node(deployed, real_node):
 
 def test_the_deploy_playbooks_mcp_check_passed(deployed):
     """deploy() asserted the playbook's exit status, which fails when the closing MCP check fails; the check
-    really ran (it is not skipped), and the operator reports every resource Ready."""
+    really ran (it is not skipped), and the operator reports the servers Ready and the gateway running."""
     task = deployed.output.split("TASK [Check at the MCP level", 1)
     assert len(task) == 2, deployed.output[-3000:]
     section = re.split(r"\n(?:TASK|PLAY RECAP) ", task[1], maxsplit=1)[0]
@@ -90,8 +90,13 @@ def test_the_deploy_playbooks_mcp_check_passed(deployed):
     assert re.findall(r"^skipping: \[localhost\] => \(item=(\w+)\)", section, re.M) in ([], ["MCPRemoteProxy"]), section
     status = deployed.kubectl("get", "mcpservers,virtualmcpservers", "-n", deployed.namespace, "-o", "json")
     phases = {(i["kind"], i["metadata"]["name"]): i.get("status", {}).get("phase") for i in status["items"]}
-    assert phases == {("MCPServer", "everything"): "Ready", ("MCPServer", "time"): "Ready",
-                      ("VirtualMCPServer", "gateway"): "Ready"}, phases
+    messages = {i["metadata"]["name"]: i.get("status", {}).get("message") for i in status["items"]}
+    # The gateway's phase is the operator's copy of vmcp's backend health checks (every 30 s): a check slower than
+    # 5 s, or the first one after a failed one, makes a backend `degraded`, and the phase `Degraded`, while vmcp
+    # still routes to it (v0.47.0 pkg/vmcp/health/policy.go). Seen on a loaded CI machine right after the deploy.
+    # So this reads the phase as a state, not a health verdict; the tests below call through the gateway.
+    assert phases.pop(("VirtualMCPServer", "gateway")) in ("Ready", "Degraded"), messages
+    assert phases == {("MCPServer", "everything"): "Ready", ("MCPServer", "time"): "Ready"}, messages
 
 
 async def gateway_calls(kubeconfig, namespace, service):

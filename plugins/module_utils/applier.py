@@ -80,11 +80,21 @@ class Applier:
         self.client, self.check_mode = client, check_mode
 
     def ensure_namespaces(self, names):
-        """Create the namespaces that do not exist; returns those created (or, in check mode, to be created)."""
+        """Create the namespaces that do not exist; returns those created (or, in check mode, to be created).
+
+        Every namespace is read before any is created: one being deleted refuses the run before anything is
+        written, since the API server would refuse every object in it and a wait would only time out."""
+        live = {name: self.client.get_or_none("/api/v1/namespaces/" + path_segment(name, "namespace"))
+                for name in names}
+        terminating = ["%s (deleted at %s)" % (name, obj["metadata"]["deletionTimestamp"])
+                       for name, obj in live.items() if obj and obj.get("metadata", {}).get("deletionTimestamp")]
+        if terminating:
+            raise K8sError("namespace %s is being deleted (Terminating), so nothing can be created in it: wait until "
+                           "`kubectl get namespace NAME` answers NotFound, then run again."
+                           % ", ".join(terminating))
         created = []
         for name in names:
-            path = "/api/v1/namespaces/" + path_segment(name, "namespace")
-            if self.client.get_or_none(path) is not None:
+            if live[name] is not None:
                 continue
             if not self.check_mode:
                 try:

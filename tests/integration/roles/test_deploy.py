@@ -153,6 +153,26 @@ def test_guards_refuse_before_any_write(run_playbook, kubectl, fresh_namespace, 
     assert kubectl("get", "namespace", ns, check=False).returncode != 0  # nothing at all was written
 
 
+def test_a_namespace_being_deleted_is_refused_before_any_write(run_playbook, kubectl, fresh_namespace):
+    """A deploy right after a teardown, its namespace still Terminating: refused at once, naming it, not a 180 s
+    wait for a Redis the API server never lets exist. A finalizer of the test's own holds the namespace there."""
+    ns = fresh_namespace
+    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": ns, "finalizers": ["toolhive.test/hold"]}}))
+    kubectl("delete", "namespace", ns, "--wait=false")
+    try:
+        assert kubectl("get", "namespace", ns, "-o", "json")["status"]["phase"] == "Terminating"
+        writes = Writes(ns, kubectl)
+        result = run_playbook(PLAYBOOK, extra_vars=example(ns))
+        assert recap(result.output)["failed"] == 1
+        assert re.search(rf"namespace {ns} \(deleted at [^)]+\) is being deleted \(Terminating\)", result.output), \
+            result.output[-3000:]
+        assert "This run had written nothing." in result.output
+        assert writes.count() == []
+    finally:
+        kubectl("patch", "namespace", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+
+
 def test_the_cluster_domain_is_a_variable(run_playbook, fresh_namespace):
     """Clusters with another clusterDomain: the servers' Redis address ends in it (check mode: nothing is written)."""
     ns = fresh_namespace

@@ -61,7 +61,6 @@ cluster-down: ## Remove the local cluster and everything of its engine (CLUSTER=
 # deploy: the example on the local kind cluster (testbed/kind.sh brings it up; the collection's operator role
 # installs ToolHive's operator there). Another cluster only when named: CONTEXT=<context of your kubeconfig>.
 KIND_KUBECONFIG := $(CURDIR)/.kind/kubeconfig
-KIND_CHARTS     := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/toolhive-k8s-testbed/charts
 deploy: collection ## Install everything, bring up kind, install the operator, deploy the example, print status
 	@set -e; if [ -n "$(CONTEXT)" ]; then \
 	  operator="-e toolhive_context=$(CONTEXT)"; extra="$$operator"; \
@@ -70,7 +69,7 @@ deploy: collection ## Install everything, bring up kind, install the operator, d
 	  testbed/kind.sh up >/dev/null; \
 	  export KUBECONFIG=$(KIND_KUBECONFIG); \
 	  release=$$(source testbed/versions.env && echo $$TOOLHIVE_VERSION); \
-	  operator="-e operator_chart_repo=$(KIND_CHARTS)/$$release -e operator_version=$${release#v}"; \
+	  operator="-e operator_chart_repo=$$(testbed/kind.sh charts-dir $$release) -e operator_version=$${release#v}"; \
 	  extra="-e @testbed/example-overrides.yml"; \
 	  echo "Deploying to the local kind cluster ($$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'); make cluster-down removes it)"; \
 	fi; \

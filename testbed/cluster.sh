@@ -265,17 +265,9 @@ EOF
   done | kc apply -f - >/dev/null
 }
 
-toolhive_module_dir() { # VERSION : the module's source (a release needing a newer Go: with that toolchain)
-  local dir
-  dir=$(module_dir "github.com/stacklok/toolhive@$1") || true
-  [[ -n $dir ]] || dir=$(GOTOOLCHAIN=${TOOLHIVE_GOTOOLCHAIN:-go1.27.3} module_dir "github.com/stacklok/toolhive@$1") || true
-  [[ -n $dir ]] || { log "FAILED: github.com/stacklok/toolhive@$1 could not be downloaded"; exit 1; }
-  echo "$dir"
-}
-
 install_crds() {
   local dir
-  dir=$(toolhive_module_dir "$crds_version")
+  dir=$(toolhive_module_dir "$crds_version") || exit 1
   [[ $crds_version == "$toolhive_release" ]] || log "CRDs of ToolHive $crds_version (operator: ${operator/run/$toolhive_release})"
   kc apply --server-side --force-conflicts --field-manager toolhive-testbed \
     -f "$dir/deploy/charts/operator-crds/files/crds/" >/dev/null

@@ -5,6 +5,8 @@
 #   kind.sh up       idempotent; prints the `export KUBECONFIG=...` line
 #   kind.sh status   engine, nodes, pods
 #   kind.sh down     deletes the cluster; stops the engine it started and removes its bridge and rules
+#   kind.sh charts-dir RELEASE   the directory of RELEASE's two ToolHive charts (packaged there when missing;
+#                                `up` packages those of the releases the bed runs)
 #
 # The Docker engine: the user's when one answers (then kind pulls the pinned KIND_NODE_IMAGE, and every image
 # that cannot be pulled is built here and loaded); otherwise an engine of the bed's own (root, Debian's
@@ -284,16 +286,21 @@ load_images() { # the images the example and the tests run, where the node lacks
   done | xargs -0 -r -n 1 -P 2 kind load image-archive --name "$name" >/dev/null
 }
 
-charts() { # each ToolHive release's two charts, packaged from its Go module into $cache/charts/<release>/
-  local release dir out
-  for release in $(toolhive_releases); do
-    out="$cache/charts/$release"
-    [[ -f $out/toolhive-operator-${release#v}.tgz && -f $out/toolhive-operator-crds-${release#v}.tgz ]] && continue
-    dir=$(cd "$cache/modules" && module_dir "github.com/stacklok/toolhive@$release")
+charts_dir() { # charts_dir RELEASE: RELEASE's two charts, packaged from its Go module (once), in $cache/charts/RELEASE
+  local release=$1 dir out="$cache/charts/$1"
+  if [[ ! -f $out/toolhive-operator-${release#v}.tgz || ! -f $out/toolhive-operator-crds-${release#v}.tgz ]]; then
+    mkdir -p "$cache/modules"
+    dir=$(cd "$cache/modules" && toolhive_module_dir "$release") || exit 1
     [[ -d $dir/deploy/charts ]] || die "github.com/stacklok/toolhive@$release has no deploy/charts"
     mkdir -p "$out"
     helm package "$dir/deploy/charts/operator-crds" "$dir/deploy/charts/operator" -d "$out" >/dev/null
-  done
+  fi
+  echo "$out"
+}
+
+charts() { # the charts of each release the bed runs
+  local release
+  for release in $(toolhive_releases); do charts_dir "$release" >/dev/null; done
 }
 
 metrics_server() { # the HPA's resource metrics: metrics-server with the chart of its own release (ready: wait_ready)
@@ -370,5 +377,6 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   engine-main) engine_main ;;
-  *) echo "usage: $0 up|status|down" >&2; exit 2 ;;
+  charts-dir) charts_dir "${2:?usage: $0 charts-dir RELEASE}" ;;
+  *) echo "usage: $0 up|status|down|charts-dir RELEASE" >&2; exit 2 ;;
 esac

@@ -21,3 +21,13 @@ operator_release() {
 module_dir() {
   GOFLAGS=-mod=mod go mod download -json "$1" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'
 }
+
+# toolhive_module_dir VERSION : ToolHive's module source at VERSION; a release that needs a newer Go than the local
+# one is downloaded with that toolchain (TOOLHIVE_GOTOOLCHAIN). Fails, saying so, when it cannot be downloaded.
+toolhive_module_dir() {
+  local dir
+  dir=$(module_dir "github.com/stacklok/toolhive@$1") || true
+  [[ -n $dir ]] || dir=$(GOTOOLCHAIN=${TOOLHIVE_GOTOOLCHAIN:-go1.27.3} module_dir "github.com/stacklok/toolhive@$1") || true
+  [[ -n $dir ]] || { echo "FAILED: github.com/stacklok/toolhive@$1 could not be downloaded" >&2; return 1; }
+  echo "$dir"
+}

@@ -119,8 +119,7 @@ def main():
     # The bulk of the suite runs on KWOK's simulated nodes: many servers, simulated CPU, images that need
     # not exist. Its pods must not land on a real node, so its bed has none.
     started_here = False
-    kwok_stages = ["integration", "integration (serial)", *(f"molecule {s}" for s in molecule_scenarios()),
-                   "bench smoke (N=1)"]
+    kwok_stages = ["integration", "integration (serial)", "bench smoke (N=1)"]
     if not cluster_answers(env):
         started_here = suite.step("cluster-up (KWOK)", ["testbed/cluster.sh", "up"], env=dict(env, TESTBED_NODES="kwok"))
     if not cluster_answers(env):
@@ -132,12 +131,7 @@ def main():
                      extra=("-n", "2", "-m", "not serial", *ignored))
         suite.pytest("integration (serial)", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
                      extra=("-m", "serial", *ignored))
-        for scenario in molecule_scenarios():
-            suite.stage(f"molecule {scenario}", ["molecule", "test", "-s", scenario], env=env)
         suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
-    # The kind scenario's create brings up the kind bed and installs the operator with the role; the scenarios
-    # themselves still deploy images of the KWOK bed (`:latest` names no cluster can pull). Linted with the rest.
-    suite.skip("molecule kind", "its scenarios do not run on kind yet (issue 22, step 2): syntax is linted")
     if started_here and os.environ.get("TESTBED_KEEP") != "1":
         run(["testbed/cluster.sh", "down"], env=env)
     # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
@@ -163,7 +157,9 @@ def running_pods(suite):
     pinned = versions()
     release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
     legs = [(oldest, OLDEST_RELEASE_TESTS), (release, RUNNING_POD_TESTS)]
-    rows = ["kind bed", "operator role (kind)", *(f"running pods (ToolHive {leg[0]})" for leg in legs), "kind teardown"]
+    molecule = [f"molecule {scenario}" for scenario in molecule_scenarios()]
+    rows = ["kind bed", "operator role (kind)", *(f"running pods (ToolHive {leg[0]})" for leg in legs), *molecule,
+            "kind teardown"]
     if os.environ.get("TESTBED_NODES") == "kwok":
         for name in rows:
             suite.skip(name, "opted out: TESTBED_NODES=kwok")
@@ -175,27 +171,33 @@ def running_pods(suite):
         return
     suite.pytest("kind bed", KIND_BED_TESTS, env=env)
     suite.pytest("operator role (kind)", OPERATOR_ROLE_TESTS, env=env)
-    charts = Path(os.environ.get("TESTBED_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                  / "toolhive-k8s-testbed") / "charts"
     for leg_release, tests in legs:
         installed = suite.step(f"operator ToolHive {leg_release} (playbooks/operator.yml)",
                                ["ansible-playbook", "playbooks/operator.yml", "-e", f"operator_version={leg_release[1:]}",
-                                "-e", f"operator_chart_repo={charts / leg_release}"], env=env)
+                                "-e", f"operator_chart_repo={charts_dir(leg_release)}"], env=env)
         if installed:
             suite.pytest(f"running pods (ToolHive {leg_release})", tests, env=env)
         else:
             suite.skip(f"running pods (ToolHive {leg_release})", "its operator was not installed (the row above)")
+    # Each scenario's create finds the cluster up and the role's release (the last leg's) installed; its destroy
+    # deletes its namespace only.
+    for name in molecule:
+        suite.stage(name, ["molecule", "test", "-s", name.split()[1]], env=env)
     if os.environ.get("TESTBED_KEEP") == "1":
         suite.skip("kind teardown", "TESTBED_KEEP=1 keeps the kind cluster")
     else:
         suite.pytest("kind teardown", [KIND_TEARDOWN_TEST], env=env)
 
 
+def charts_dir(release):
+    """Where testbed/kind.sh up packaged RELEASE's two ToolHive charts."""
+    return subprocess.run(["testbed/kind.sh", "charts-dir", release], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def molecule_scenarios():
-    """Scenarios that run on the KWOK bed; `kind` needs a kind cluster (its playbooks are linted)."""
-    root = REPO / "extensions" / "molecule"
-    names = sorted(p.parent.name for p in root.glob("*/molecule.yml"))
-    return [n for n in names if n != "kind"]
+    """The Molecule scenarios, all on the kind bed."""
+    return sorted(p.parent.name for p in (REPO / "extensions" / "molecule").glob("*/molecule.yml"))
 
 
 if __name__ == "__main__":

@@ -32,23 +32,30 @@ def runner(monkeypatch, tmp_path, capsys):
     return start
 
 
-def test_everything_runs_and_only_the_kind_scenario_is_a_skipped_row(runner, monkeypatch):
+def test_everything_runs_and_nothing_is_skipped(runner, monkeypatch):
     monkeypatch.delenv("TESTBED_KEEP", raising=False)
     monkeypatch.delenv("TESTBED_NODES", raising=False)
-    code, lines, _commands = runner()
-    assert code == 0 and [line for line in lines if line.startswith("SKIP")] == [
-        "SKIP molecule kind: its scenarios do not run on kind yet (issue 22, step 2): syntax is linted"]
+    code, lines, commands = runner()
+    assert code == 0 and not [line for line in lines if line.startswith("SKIP")], lines
     steps = [line for line in lines if "a step, not a test" in line]
     assert len(steps) == 3  # the kind bed's cluster-up and each leg's operator: rows, not tests
     tests = len([line for line in lines if line.startswith("PASS")])
-    assert lines[-1] == f"{tests} passed, 0 failed, 1 skipped"
+    assert lines[-1] == f"{tests} passed, 0 failed"
+    # Every Molecule scenario, on kind: after the last leg (its operator is the role's release), before the teardown.
+    rows = [line[5:] for line in lines if line[:4] in ("PASS", "OK  ")]
+    last_leg = next(i for i, row in enumerate(rows) if row.startswith("running pods (ToolHive "
+                                                                      + run_suite.versions()["TOOLHIVE_VERSION"]))
+    teardown = next(i for i, row in enumerate(rows) if row.startswith("kind teardown"))
+    scenarios = [f"molecule {s}" for s in ("default", "guards", "scaling", "sentinel")]
+    assert [row.split(" (")[0] for row in rows[last_leg + 1:teardown]] == scenarios
+    assert [c for c in commands if c.startswith("molecule")] == [f"molecule test -s {s[9:]}" for s in scenarios]
 
 
 def test_a_kept_bed_drops_no_leg_without_a_row(runner, monkeypatch):
     monkeypatch.delenv("TESTBED_NODES", raising=False)
     code, lines, commands = runner(env={"TESTBED_KEEP": "1"})
     assert "SKIP kind teardown: TESTBED_KEEP=1 keeps the kind cluster" in lines
-    assert lines[-1].endswith(", 2 skipped") and code == 0
+    assert lines[-1].endswith(", 1 skipped") and code == 0
     assert not [c for c in commands if c.endswith(" down") or "test_kind_teardown" in c]  # kept
 
 
@@ -57,7 +64,7 @@ def test_a_failed_kind_bed_or_operator_skips_what_needed_it_with_a_row(runner, m
     monkeypatch.delenv("TESTBED_KEEP", raising=False)
     code, lines, _commands = runner(fail_on={"testbed/kind.sh"})
     assert code == 1 and any(line.startswith("FAIL cluster-up (kind), a step, not a test") for line in lines)
-    for row in ("kind bed", "operator role (kind)", "kind teardown"):
+    for row in ("kind bed", "operator role (kind)", "molecule default", "kind teardown"):
         assert f"SKIP {row}: no kind bed: cluster-up (kind) failed (its row says how)" in lines, lines
     oldest = run_suite.versions()["TOOLHIVE_OLDEST_VERSION"]
     code, lines, _commands = runner(fail_on={f"operator_version={oldest[1:]}"})
@@ -73,8 +80,9 @@ def test_a_failed_cluster_up_shows_every_stage_it_took_with_it(runner, monkeypat
     code, lines, _commands = runner(fail_on={"up"}, cluster=False)
     assert code == 1 and any(line.startswith("FAIL cluster-up (KWOK), a step, not a test") for line in lines)
     skipped = [line for line in lines if line.startswith("SKIP")]
-    for stage in ("integration", "integration (serial)", "molecule default", "bench smoke (N=1)"):
+    for stage in ("integration", "integration (serial)", "bench smoke (N=1)"):
         assert f"SKIP {stage}: no test bed: cluster-up (KWOK) failed (its row says how)" in skipped, skipped
     assert any(line.startswith("SKIP running pods (ToolHive") and "TESTBED_NODES=kwok" in line for line in skipped)
+    assert "SKIP molecule default: opted out: TESTBED_NODES=kwok" in skipped
     failed = int(lines[-1].split(" failed")[0].rsplit(" ", 1)[1])
     assert failed == 1 and lines[-1].endswith(f", {len(skipped)} skipped")

@@ -1,6 +1,7 @@
 """Fixtures for the tests of the kind bed (testbed/kind.sh): they need TESTBED_NODES=kind and its cluster at
 KUBECONFIG; anything else skips them (the KWOK suite and the process bed never collect them otherwise)."""
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,9 @@ def kind_bed():
 
 
 def charts(release):
-    """The directory testbed/kind.sh packages RELEASE's two charts into."""
-    return CACHE / "charts" / release
+    """The directory testbed/kind.sh packages RELEASE's two charts into (kind.sh says where)."""
+    return Path(subprocess.run([REPO / "testbed" / "kind.sh", "charts-dir", release], capture_output=True, text=True,
+                               check=True).stdout.strip())
 
 
 @pytest.fixture(scope="session")

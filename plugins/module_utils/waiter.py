@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
@@ -37,6 +38,64 @@ def statefulset_ready(obj):
 
 
 READY = {"Deployment": deployment_ready, "StatefulSet": statefulset_ready}
+
+# Waiting reasons a pod leaves only when its spec or what it refers to changes: the kubelet keeps retrying, so a wait
+# for it ends at once, naming the pod and the reason, instead of at its timeout with replica counts. A pod Pending
+# on scheduling is not among them (a cluster autoscaler may add the node it needs): a timeout names its message.
+# (ErrImagePull is not: a registry that failed once may answer the retry; ImagePullBackOff follows within seconds.)
+STUCK = ("ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateContainerConfigError", "ErrImageNeverPull")
+CHECK_PODS_EVERY = 10  # seconds: a pod's state changes nothing on its workload, so the wait looks at the pods too
+# The Deployment controller names the ReplicaSet of the current template in its Progressing condition.
+NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
+
+
+def current_pods_selector(kind, obj):
+    """The label selector of OBJ's pods at its current template (a rollout's new pods, not the old ones it
+    replaces), or None while the controller has not observed the object's generation or named its revision."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return None
+    labels = ["%s=%s" % item for item in sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items())]
+    if kind == "StatefulSet":
+        revision = status.get("updateRevision")
+        return ",".join(labels + ["controller-revision-hash=" + revision]) if revision else None
+    progressing = [c for c in status.get("conditions") or [] if c.get("type") == "Progressing"]
+    named = NEW_REPLICA_SET.search(progressing[0].get("message") or "") if progressing else None
+    prefix = meta.get("name", "") + "-"
+    if not named or not named.group(1).startswith(prefix):
+        return None
+    return ",".join(labels + ["pod-template-hash=" + named.group(1)[len(prefix):]])
+
+
+def pod_troubles(pods):
+    """(stuck, other): one sentence per container waiting for a reason (STUCK or another) and per pod the scheduler
+    could not place, each with the kubelet's or the scheduler's message."""
+    stuck, other = [], []
+    for pod in pods:
+        name, status = pod["metadata"]["name"], pod.get("status") or {}
+        if (pod["metadata"]).get("deletionTimestamp"):
+            continue
+        for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason and reason not in ("ContainerCreating", "PodInitializing"):
+                sentence = "pod %s, container %s: %s%s" % (name, container.get("name"), reason, (
+                    ": " + waiting["message"][:300]) if waiting.get("message") else "")
+                (stuck if reason in STUCK else other).append(sentence)
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                other.append("pod %s is not scheduled: %s" % (name, (condition.get("message")
+                                                                     or condition.get("reason") or "")[:300]))
+    return stuck, other
+
+
+def current_pod_troubles(client, kind, obj):
+    """pod_troubles of OBJ's current pods; nothing while they cannot be told from a rollout's old ones."""
+    selector = current_pods_selector(kind, obj)
+    if selector is None:
+        return [], []
+    path = "/api/v1/namespaces/%s/pods" % obj["metadata"]["namespace"]
+    return pod_troubles(client.get(path, labelSelector=selector).get("items", []))
 
 
 def describe(obj):
@@ -97,8 +156,8 @@ class Outage:
 def wait_ready(client, wanted, timeout, outage=OUTAGE):
     """Wait until every object in wanted [(kind, namespace, name)] is ready (READY[kind]).
 
-    Transient failures are waited out (Outage). Raises K8sError naming what is not ready, with its counts, on
-    timeout or a longer outage.
+    Transient failures are waited out (Outage). Raises K8sError naming what is not ready, with its counts and what
+    its current pods wait for, on timeout or a longer outage; at once when a current pod is STUCK.
     """
     deadline = time.time() + timeout
     by_collection = {}
@@ -115,9 +174,11 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
                 seen.update({i["metadata"]["name"]: i for i in listed.get("items", []) if i["metadata"]["name"] in names})
                 if all(n in seen and READY[kind](seen[n]) for n in names):
                     break
+                raise_if_stuck(client, kind, [seen[n] for n in sorted(names) if n in seen and not READY[kind](seen[n])])
                 if time.time() >= deadline:
                     break
-                for event, obj in client.watch(path, listed["metadata"]["resourceVersion"], deadline - time.time()):
+                for event, obj in client.watch(path, listed["metadata"]["resourceVersion"],
+                                               min(deadline - time.time(), CHECK_PODS_EVERY)):
                     name = (obj.get("metadata") or {}).get("name")
                     if name in names and event in ("ADDED", "MODIFIED"):
                         seen[name] = obj
@@ -127,10 +188,30 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
                     continue  # the server ended the watch: list again
                 break
             except K8sError as exc:
+                if isinstance(exc, Stuck):
+                    raise
                 if exc.status == 410:  # the list's version is too old to watch from: list again
                     continue
                 failures.absorb(exc, deadline, "%s in %s to be ready" % (kind, namespace))
         waiting = sorted(n for n in names if not (n in seen and READY[kind](seen[n])))
         if waiting:
-            states = ["%s/%s (%s)" % (namespace, n, describe(seen[n]) if n in seen else "not created") for n in waiting]
+            states = []
+            for name in waiting:
+                troubles = sum(current_pod_troubles(client, kind, seen[name]), []) if name in seen else []
+                states.append("%s/%s (%s)%s" % (namespace, name, describe(seen[name]) if name in seen else "not created",
+                                                (": " + "; ".join(troubles)) if troubles else ""))
             raise K8sError("timed out after %ss waiting for %s to be ready: %s" % (timeout, kind, "; ".join(states)))
+
+
+class Stuck(K8sError):
+    """A workload whose current pods cannot start: no wait ends it, and it is never waited out as an outage."""
+
+
+def raise_if_stuck(client, kind, objects):
+    """Stuck at once when a current pod of one of OBJECTS waits for a STUCK reason."""
+    for obj in objects:
+        stuck, _other = current_pod_troubles(client, kind, obj)
+        if stuck:
+            raise Stuck("%s %s/%s cannot become ready: %s. Fix the cause (the image's name and tag, the registry's "
+                        "credentials, the container's command or configuration) and run again"
+                        % (kind, obj["metadata"]["namespace"], obj["metadata"]["name"], "; ".join(stuck)))

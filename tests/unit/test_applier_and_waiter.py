@@ -72,3 +72,47 @@ def test_a_statefulset_is_ready_when_every_pod_runs_the_update_revision():
     assert waiter.statefulset_ready(rollout("StatefulSet", currentRevision="a", updateRevision="a"))
     assert not waiter.statefulset_ready(rollout("StatefulSet", currentRevision="a", updateRevision="b"))
     assert not waiter.statefulset_ready(rollout("StatefulSet", ready=2))
+
+
+def workload(kind, generation=2, observed=2, **status):
+    return {"metadata": {"name": "redis", "namespace": "ns", "generation": generation},
+            "spec": {"selector": {"matchLabels": {"app": "redis", "tier": "cache"}}},
+            "status": dict(observedGeneration=observed, **status)}
+
+
+def test_the_current_pods_of_a_rollout_are_those_of_its_new_revision():
+    progressing = [{"type": "Progressing", "message": 'ReplicaSet "redis-6d4cf56db6" is progressing.'}]
+    assert waiter.current_pods_selector("Deployment", workload("Deployment", conditions=progressing)) == \
+        "app=redis,tier=cache,pod-template-hash=6d4cf56db6"
+    assert waiter.current_pods_selector("StatefulSet", workload("StatefulSet", updateRevision="redis-7f9")) == \
+        "app=redis,tier=cache,controller-revision-hash=redis-7f9"
+    # Not yet known: the controller has not seen the new spec, or names no ReplicaSet of this Deployment.
+    assert waiter.current_pods_selector("Deployment", workload("Deployment", observed=1, conditions=progressing)) is None
+    assert waiter.current_pods_selector("Deployment", workload("Deployment", conditions=[
+        {"type": "Progressing", "message": 'ReplicaSet "other-6d4cf56db6" is progressing.'}])) is None
+    assert waiter.current_pods_selector("StatefulSet", workload("StatefulSet")) is None
+
+
+def pod(name, waiting=None, scheduled=None, deleting=False):
+    status = {"containerStatuses": [{"name": "redis", "state": {"waiting": waiting} if waiting else {"running": {}}}]}
+    if scheduled:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                 "message": scheduled}]
+    meta = {"name": name, **({"deletionTimestamp": "2026-12-05T00:00:00Z"} if deleting else {})}
+    return {"metadata": meta, "status": status}
+
+
+def test_pod_troubles_tell_what_no_wait_ends_from_what_may_pass():
+    stuck, other = waiter.pod_troubles([
+        pod("a", {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x:1"'}),
+        pod("b", {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container"}),
+        pod("c", {"reason": "ErrImagePull", "message": "registry unavailable"}),
+        pod("d", {"reason": "ContainerCreating"}),
+        pod("e", scheduled="0/1 nodes are available: 1 Insufficient cpu."),
+        pod("f", {"reason": "ImagePullBackOff"}, deleting=True),
+        pod("g"),
+    ])
+    assert stuck == ['pod a, container redis: ImagePullBackOff: Back-off pulling image "x:1"',
+                     "pod b, container redis: CrashLoopBackOff: back-off 10s restarting failed container"]
+    assert other == ["pod c, container redis: ErrImagePull: registry unavailable",
+                     "pod e is not scheduled: 0/1 nodes are available: 1 Insufficient cpu."]

@@ -13,11 +13,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
+from ..operator_release import chart_crd_schemas, helm_releases, operator_deployment
 from .conftest import NEWEST, REPO
 
-NAMESPACE = "toolhive-system"
 PREVIOUS = "v0.63.0"  # the release before the newest with CRD changes (docs/toolhive-versions.md)
 
 
@@ -50,31 +49,8 @@ def operator(newest_bed):
     return run
 
 
-def operator_deployment(kubectl):
-    found = kubectl("get", "deployment", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=toolhive-operator",
-                    "-o", "json")["items"]
-    return found[0] if found else None
-
-
-def helm_releases(kubeconfig):
-    """{release name: chart} of the deployed Helm releases in the operator's namespace, as `helm list` says."""
-    listed = subprocess.run(["helm", "list", "--kubeconfig", kubeconfig, "-n", NAMESPACE, "-o", "json"],
-                            capture_output=True, text=True, check=True, timeout=60).stdout
-    return {r["name"]: r["chart"] for r in json.loads(listed) if r["status"] == "deployed"}
-
-
 def served_crd(kubectl, name):
     return kubectl("get", "crd", f"{name}.toolhive.stacklok.dev", "--show-managed-fields", "-o", "json")
-
-
-def chart_crd_schemas(release, name):
-    """{version: schema} of CRD NAME as RELEASE's CRD chart renders it."""
-    chart = charts(release) / f"toolhive-operator-crds-{release.lstrip('v')}.tgz"
-    rendered = subprocess.run(["helm", "template", str(chart)], capture_output=True, text=True, check=True,
-                              timeout=60).stdout
-    document = next(d for d in yaml.safe_load_all(rendered)
-                    if d and d["metadata"]["name"] == f"{name}.toolhive.stacklok.dev")
-    return {v["name"]: v["schema"] for v in document["spec"]["versions"]}
 
 
 def test_the_previous_release_installs_crds_first_then_the_operator(operator, kubectl, newest_bed):
@@ -89,19 +65,19 @@ def test_the_previous_release_installs_crds_first_then_the_operator(operator, ku
     # The bed came up with the newest CRDs: the role applied the previous release's over them, server-side.
     crd = served_crd(kubectl, "virtualmcpservers")
     assert "toolhive.k8s" in {m["manager"] for m in crd["metadata"]["managedFields"]}
-    assert {v["name"]: v["schema"] for v in crd["spec"]["versions"]} == chart_crd_schemas(PREVIOUS, "virtualmcpservers")
+    assert {v["name"]: v["schema"] for v in crd["spec"]["versions"]} == chart_crd_schemas(charts(PREVIOUS), PREVIOUS, "virtualmcpservers")
 
 
 def test_the_upgrade_to_the_newest_applies_its_crds_then_its_operator(operator, kubectl, newest_bed):
     # The two releases' CRDs differ (in descriptions only, docs/toolhive-versions.md): else this proves nothing.
-    assert chart_crd_schemas(PREVIOUS, "virtualmcpservers") != chart_crd_schemas(NEWEST, "virtualmcpservers")
+    assert chart_crd_schemas(charts(PREVIOUS), PREVIOUS, "virtualmcpservers") != chart_crd_schemas(charts(NEWEST), NEWEST, "virtualmcpservers")
     result = operator(NEWEST)
     assert result.returncode == 0, result.output[-3000:]
     order = [m.start() for m in (re.search(r"TASK \[[^\]]*Apply the CRDs", result.output),
                                  re.search(r"TASK \[[^\]]*Install or upgrade the operator chart", result.output))]
     assert order == sorted(order)
     crd = served_crd(kubectl, "virtualmcpservers")
-    assert {v["name"]: v["schema"] for v in crd["spec"]["versions"]} == chart_crd_schemas(NEWEST, "virtualmcpservers")
+    assert {v["name"]: v["schema"] for v in crd["spec"]["versions"]} == chart_crd_schemas(charts(NEWEST), NEWEST, "virtualmcpservers")
     assert operator_deployment(kubectl)["spec"]["template"]["spec"]["containers"][0]["image"] == \
         f"ghcr.io/stacklok/toolhive/operator:{NEWEST}"
     assert helm_releases(newest_bed) == {"toolhive-operator": f"toolhive-operator-{NEWEST.lstrip('v')}"}

@@ -7,17 +7,15 @@ The tests of this module run in order on one cluster and leave the test bed's re
 """
 import json
 import re
-import subprocess
 
 import pytest
-import yaml
 
+from ...operator_release import chart_crd_schemas, helm_releases, operator_deployment
 from ..conftest import wait_until
 from .conftest import charts, versions
 
 pytestmark = pytest.mark.serial
 
-NAMESPACE = "toolhive-system"
 RELEASE, OLDEST = versions()["TOOLHIVE_VERSION"], versions()["TOOLHIVE_OLDEST_VERSION"]
 CRDS = ["mcpservers", "virtualmcpservers", "mcpgroups"]
 
@@ -28,19 +26,6 @@ def recap(output):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 
-def operator_deployment(kubectl):
-    found = kubectl("get", "deployment", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=toolhive-operator",
-                    "-o", "json")["items"]
-    return found[0] if found else None
-
-
-def helm_releases(kubeconfig):
-    """{release name: chart} of the deployed Helm releases in the operator's namespace, as `helm list` says."""
-    listed = subprocess.run(["helm", "list", "--kubeconfig", kubeconfig, "-n", NAMESPACE, "-o", "json"],
-                            capture_output=True, text=True, check=True, timeout=60).stdout
-    return {r["name"]: r["chart"] for r in json.loads(listed) if r["status"] == "deployed"}
-
-
 def crd(kubectl, name):
     """CRD NAME.toolhive.stacklok.dev as the API server has it, or None."""
     found = kubectl("get", "crd", f"{name}.toolhive.stacklok.dev", "--show-managed-fields", "-o", "json", check=False)
@@ -49,12 +34,7 @@ def crd(kubectl, name):
 
 def release_crd_schema(release, name):
     """The schema of CRD NAME as RELEASE's CRD chart renders it."""
-    chart = charts(release) / f"toolhive-operator-crds-{release.lstrip('v')}.tgz"
-    rendered = subprocess.run(["helm", "template", str(chart)], capture_output=True, text=True, check=True,
-                              timeout=60).stdout
-    document = next(d for d in yaml.safe_load_all(rendered)
-                    if d and d["metadata"]["name"] == f"{name}.toolhive.stacklok.dev")
-    return {v["name"]: v["schema"] for v in document["spec"]["versions"]}
+    return chart_crd_schemas(charts(release), release, name)
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,17 @@ options:
       reason:
         description: Wanted reason.
         type: str
+  wait_rollout:
+    description:
+      - With O(wait_for), also wait until each resource's workloads (the gateway's or proxy's Deployment, an
+        MCPServer's backend StatefulSet once it exists) are rolled out at their current spec - every pod updated and
+        ready - so that a change just applied is running, not only observed by the operator while the old pods
+        serve.
+      - A pod of a workload's current revision that cannot start (C(ImagePullBackOff), C(CrashLoopBackOff),
+        C(InvalidImageName), C(CreateContainerConfigError)) fails the task at once, naming the pod, the reason and the
+        kubelet's message; on timeout the pods' waiting reasons and the scheduler's messages are named.
+    type: bool
+    default: false
   wait_timeout:
     description: Seconds to wait for O(wait_for).
     type: int
@@ -157,7 +168,8 @@ import time
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
+from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
+    CHECK_PODS_EVERY, READY, Outage, current_pod_troubles, describe as describe_counts)
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_summary, hpas_for)
 
@@ -185,6 +197,26 @@ def describe(expected):
     if expected.get("reason"):
         text += " (%s)" % expected["reason"]
     return text
+
+
+def rollouts(client, resources):
+    """(pending, stuck): sentences on the resources' workloads not rolled out at their current spec, with what their
+    current pods wait for, and on current pods that cannot start. A workload not created yet is the operator's to
+    make (its Ready condition waits for it), not this wait's."""
+    reader, pending, stuck = ReadCache(client), [], []
+    for resource in resources:
+        meta = resource["metadata"]
+        for role in roles_of(resource["kind"]):
+            workload = find_workload(reader, resource["kind"], meta["name"], meta["namespace"], role)
+            if not workload.exists or READY[workload.kind](workload.obj):
+                continue
+            blocked, other = current_pod_troubles(client, workload.kind, workload.obj)
+            server = "%s %s/%s" % (resource["kind"], meta["namespace"], meta["name"])
+            stuck.extend("%s: %s" % (server, sentence) for sentence in blocked)
+            pending.append("%s: %s %s not rolled out (%s)%s" % (
+                server, workload.kind, workload.name, describe_counts(workload.obj),
+                (": " + "; ".join(blocked + other)) if blocked + other else ""))
+    return pending, stuck
 
 
 def report(client, resource, operator_redis=None):
@@ -234,17 +266,31 @@ def run(module, client):
     expectations = params["wait_for"] or []
     deadline = time.time() + params["wait_timeout"]
     failures, what = Outage(), "the %ss in %s" % (params["kind"], params["namespace"])
+    pods_checked = 0
     while True:
         # A restarting or throttling API server is asked again, within the outage bound.
         resources = failures.read(lambda: fetch(client, params), deadline if expectations else None, what)
         waiting = {r["metadata"]["name"]: unmet(r, expectations) for r in resources}
         waiting = {name: missing for name, missing in waiting.items() if missing}
-        if not expectations or (resources and not waiting):
+        conditions_met = not expectations or (resources and not waiting)
+        pending = []
+        if expectations and params["wait_rollout"] and (conditions_met or time.time() - pods_checked >= CHECK_PODS_EVERY):
+            pending, stuck = failures.read(lambda: rollouts(client, resources), deadline, what)
+            pods_checked = time.time()
+            if stuck:
+                module.fail_json(msg="a pod cannot start, so the rollout cannot end: %s. Fix the cause (the image's name "
+                                     "and tag, the registry's credentials, the container's command or configuration) "
+                                     "and run again." % "; ".join(stuck))
+        if conditions_met and not (params["wait_rollout"] and pending):
             break
         if time.time() >= deadline:
             if not resources:
                 module.fail_json(msg="timed out after %ss: no %s in %s matches" % (
                     params["wait_timeout"], params["kind"], params["namespace"]))
+            if conditions_met:
+                module.fail_json(msg="timed out after %ss waiting for the rollouts: %s"
+                                     % (params["wait_timeout"], "; ".join(pending)),
+                                 resources=[report(ReadCache(client), r) for r in resources])
             seen = []
             for resource in resources:
                 name = resource["metadata"]["name"]
@@ -276,6 +322,7 @@ def main():
             status=dict(type="str", choices=["True", "False", "Unknown"]),
             reason=dict(type="str"),
         )),
+        wait_rollout=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=120),
     )
     run_module(argument_spec, run, mutually_exclusive=[("name", "names", "label_selector")])

@@ -1,13 +1,15 @@
 """What a wait for a workload says when its pods cannot start, on running pods: a current pod the kubelet cannot
 start (an image no node can pull, a container that keeps crashing) ends the wait at once, naming the pod and the
 reason; a pod no node can take is named with the scheduler's message when the wait times out; a rollout's old pods
-stuck on a bad image do not stop the fixed re-run. Through the redis role (toolhive.k8s.apply's wait)."""
+stuck on a bad image do not stop the fixed re-run. Through the redis role (toolhive.k8s.apply's wait), and through
+the deploy's wait for the servers (toolhive.k8s.status with wait_rollout)."""
 import re
 
 import pytest
 
 from ..conftest import REPO
 from ..host import image
+from .test_example import example
 
 PLAYBOOK = REPO / "tests" / "integration" / "roles" / "playbooks" / "redis.yml"
 
@@ -55,3 +57,22 @@ def test_a_pod_no_node_can_take_is_named_with_the_schedulers_message(redis):
     assert "timed out after 20s waiting for Deployment to be ready" in message, message[:3000]
     assert re.search(r"pod toolhive-redis-\S+ is not scheduled: 0/\d+ nodes are available: .*Insufficient cpu",
                      message), message[:3000]
+
+
+def test_a_server_redeployed_with_an_image_no_node_can_pull_fails_the_deploy_naming_it(run_playbook, kubectl,
+                                                                                       fresh_namespace, images):
+    """The operator's Ready follows the new generation while the old pods serve: the deploy's wait also waits for
+    the rollout, and a pod of the new revision that cannot start ends it at once, named (the deploy used to succeed
+    in seconds on the old pods' Ready)."""
+    time_image = next(s["image"] for s in example()["mcpserver_servers"] if s["name"] == "time")
+    variables = {"toolhive_namespace": fresh_namespace, "toolhive_group": "waits", "redis_image": images["redis"],
+                 "vmcp_instances": [], "toolhive_mcp_check": False,
+                 "mcpserver_servers": [{"name": "clock", "image": time_image, "transport": "stdio"}]}
+    first = run_playbook(REPO / "playbooks" / "deploy.yml", extra_vars=variables)
+    assert first.returncode == 0, first.output[-3000:]
+    broken = dict(variables, mcpserver_servers=[{"name": "clock", "image": time_image + "-missing",
+                                                 "transport": "stdio"}], mcpserver_wait_timeout=300)
+    message = failure(run_playbook(REPO / "playbooks" / "deploy.yml", extra_vars=broken))
+    assert re.search(rf"a pod cannot start, so the rollout cannot end: MCPServer {fresh_namespace}/clock: pod clock-"
+                     r"\S+, container \S+: (ImagePullBackOff|CrashLoopBackOff)", message), message[:3000]
+    assert "timed out" not in message

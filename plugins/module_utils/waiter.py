@@ -44,6 +44,9 @@ READY = {"Deployment": deployment_ready, "StatefulSet": statefulset_ready}
 # on scheduling is not among them (a cluster autoscaler may add the node it needs): a timeout names its message.
 # (ErrImagePull is not: a registry that failed once may answer the retry; ImagePullBackOff follows within seconds.)
 STUCK = ("ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateContainerConfigError", "ErrImageNeverPull")
+# What a failure on a STUCK pod tells the user to do, wherever the wait is.
+STUCK_FIX = ("Fix the cause (the image's name and tag, the registry's credentials, the container's command or "
+             "configuration) and run again")
 CHECK_PODS_EVERY = 10  # seconds: a pod's state changes nothing on its workload, so the wait looks at the pods too
 # The Deployment controller names the ReplicaSet of the current template in its Progressing condition.
 NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
@@ -212,6 +215,5 @@ def raise_if_stuck(client, kind, objects):
     for obj in objects:
         stuck, _other = current_pod_troubles(client, kind, obj)
         if stuck:
-            raise Stuck("%s %s/%s cannot become ready: %s. Fix the cause (the image's name and tag, the registry's "
-                        "credentials, the container's command or configuration) and run again"
-                        % (kind, obj["metadata"]["namespace"], obj["metadata"]["name"], "; ".join(stuck)))
+            raise Stuck("%s %s/%s cannot become ready: %s. %s"
+                        % (kind, obj["metadata"]["namespace"], obj["metadata"]["name"], "; ".join(stuck), STUCK_FIX))

@@ -169,7 +169,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operat
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
-    CHECK_PODS_EVERY, READY, Outage, current_pod_troubles, describe as describe_counts)
+    CHECK_PODS_EVERY, READY, STUCK_FIX, Outage, current_pod_troubles, describe as describe_counts)
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_summary, hpas_for)
 
@@ -278,9 +278,7 @@ def run(module, client):
             pending, stuck = failures.read(lambda: rollouts(client, resources), deadline, what)
             pods_checked = time.time()
             if stuck:
-                module.fail_json(msg="a pod cannot start, so the rollout cannot end: %s. Fix the cause (the image's name "
-                                     "and tag, the registry's credentials, the container's command or configuration) "
-                                     "and run again." % "; ".join(stuck))
+                module.fail_json(msg="a pod cannot start, so the rollout cannot end: %s. %s." % ("; ".join(stuck), STUCK_FIX))
         if conditions_met and not (params["wait_rollout"] and pending):
             break
         if time.time() >= deadline:

@@ -9,6 +9,11 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
+try:  # ansible-core 2.21 and newer: variables an action sets are host variables of a layer it names
+    from ansible.plugins.action import VariableLayer
+except ImportError:
+    VariableLayer = None
+
 from ansible_collections.toolhive.k8s.plugins.module_utils import values
 from ansible_collections.toolhive.k8s.plugins.module_utils.specs import load_playbook_spec, load_role_spec
 
@@ -41,12 +46,22 @@ class ActionModule(ActionBase):
         problems += [str(error) for error in checked.errors
                      if not any(name in str(error) for name in bad)]  # a value already refused, said once
         result.update(changed=False, validated=sorted(given))
-        # A playbook's own defaults, for the variables nobody set: as facts, not play vars, so that inventory
-        # host and group variables (one namespace per cluster, say) are not shadowed. Roles have defaults/.
-        result["ansible_facts"] = {name: option["default"] for name, option in (spec.get("options") or {}).items()
-                                   if "default" in option and name not in task_vars}
+        # A playbook's own defaults, for the variables nobody set: host variables, not play vars, so that
+        # inventory host and group variables (one namespace per cluster, say) are not shadowed. Roles have defaults/.
+        defaults = {name: option["default"] for name, option in (spec.get("options") or {}).items()
+                    if "default" in option and name not in task_vars}
+        self._set_host_variables(result, defaults)
         if problems:
             result.update(failed=True, problems=problems,
                           msg="%d variable(s) refused; nothing was read from or written to the cluster:\n- %s"
                               % (len(problems), "\n- ".join(problems)))
         return result
+
+    def _set_host_variables(self, result, variables):
+        """What set_fact does: variables of this host for the rest of the play, neither cached nor gathered facts
+        (ansible-core 2.20 deprecates reading facts as top-level variables, and 2.24 stops injecting them)."""
+        if VariableLayer is None:  # before 2.21: an action's facts were the only way, and were injected
+            result["ansible_facts"] = variables
+            return
+        self.register_host_variables({}, VariableLayer.CACHEABLE_FACT)  # no facts from this action's result
+        self.register_host_variables(variables, VariableLayer.EPHEMERAL_FACT)

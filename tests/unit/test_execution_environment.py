@@ -2,6 +2,7 @@
 (no container engine needed): ansible-core, kubernetes.core, this collection
 from its tarball, and the Python requirements ansible-builder will find in
 the collections it installs."""
+import os
 import shutil
 import subprocess
 import sys
@@ -36,7 +37,7 @@ def build(tmp_path_factory):
 def test_context_installs_ansible_core_kubernetes_core_and_this_collection(build):
     context = build / "context"
     containerfile = (context / "Containerfile").read_text()
-    assert 'ANSIBLE_INSTALL_REFS="ansible-core==2.19.14 ansible-runner==' in containerfile
+    assert 'ANSIBLE_INSTALL_REFS="ansible-core==2.21.5 ansible-runner==' in containerfile
     assert "ansible-galaxy collection install" in containerfile
     assert "introspect.py introspect" in containerfile
     galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
@@ -61,8 +62,12 @@ def test_builder_finds_the_collections_python_requirements(build, tmp_path):
     collections = tmp_path / "collections"
     run("ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", str(collections),
         str(build / ".build" / "collection" / TARBALL))
-    kubernetes_core = Path(sys.prefix).glob("lib/python*/site-packages/ansible_collections/kubernetes")
-    (collections / "ansible_collections" / "kubernetes").symlink_to(next(kubernetes_core))
+    # kubernetes.core where this Ansible finds it: its `ansible` package, or a collections path (tests/matrix).
+    roots = [Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages",
+             *map(Path, filter(None, os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)))]
+    kubernetes_core = next(root / "ansible_collections" / "kubernetes" for root in roots
+                           if (root / "ansible_collections" / "kubernetes" / "core").is_dir())
+    (collections / "ansible_collections" / "kubernetes").symlink_to(kubernetes_core)
     found = yaml.safe_load(run("ansible-builder", "introspect", "--sanitize", str(collections)).split("---", 1)[1])
     python = "\n".join(found["python"])
     assert "urllib3>=1.26  # from collection toolhive.k8s" in python

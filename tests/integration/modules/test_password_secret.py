@@ -32,7 +32,7 @@ def test_created_once_and_never_printed(module, get, namespace):
     assert len(password) == 32 and password not in first.output
     again = module("password_secret", name="auth", namespace=namespace, keys=["password", "other"])
     assert not again.failed and not again["changed"] and not again["created"]
-    assert secret_value(get, "auth") == password and again["keys"] == ["other", "password"]
+    assert secret_value(get, "auth") == password and again["secret_keys"] == ["other", "password"]
     meta = get("secret", "auth")["metadata"]
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "toolhive.k8s"
     assert meta["annotations"]["toolhive.k8s/generated"] == "true"

@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV        ?= .venv
-PYTHON      ?= python3
+# The newest Python 3.12+ of this machine (ansible-core 2.21 needs one); PYTHON=... names another.
+PYTHON      ?= $(shell testbed/python.sh)
 BIN         := $(CURDIR)/$(VENV)/bin
 # The local cluster of cluster-up/-status/-down: kind (what deploy uses), or testbed (the API server as host
 # processes with KWOK's simulated nodes, which the KWOK suite of `make test` runs on).
@@ -17,18 +18,23 @@ export PATH := $(BIN):$(TESTBED_BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help venv collection collection-build ee cluster-build cluster-up cluster-status cluster-down deploy status test sanity lint unit integration bench clean
+.PHONY: help venv collection collection-build galaxy-import ee cluster-build cluster-up cluster-status cluster-down deploy status test sanity lint unit integration bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { testbed/python.sh >/dev/null; exit 1; }
+	@echo "Creating $(VENV) with $$($(PYTHON) -V) ($(PYTHON))"
+	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	$(BIN)/pip install -q -r requirements-dev.txt
-	touch $@
+	@touch $@
 
-venv: $(BIN)/.installed ## Create the virtualenv with every Python requirement
+# A virtualenv made with an older Python (before ansible-core 2.21) is made again.
+venv: ## Create the virtualenv with every Python requirement
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null || rm -f $(BIN)/.installed
+	@$(MAKE) --no-print-directory $(BIN)/.installed
 
 collection: venv ## Make the checkout the installed toolhive.k8s collection
 	@mkdir -p $(dir $(COLLECTION))
@@ -40,6 +46,11 @@ COLLECTION_TARBALL := .build/collection/toolhive-k8s-$(COLLECTION_VERSION).tar.g
 collection-build: venv ## Build the collection tarball into .build/collection
 	@rm -rf .build/collection && ansible-galaxy collection build --force --output-path .build/collection >/dev/null
 	@echo $(COLLECTION_TARBALL)
+
+# What Ansible Galaxy and Automation Hub run on an upload: docs, ansible-lint, flake8, the tags they require.
+galaxy-import: collection-build ## Galaxy's and Automation Hub's import checks (galaxy-importer) on the built tarball
+	@cd $(dir $(COLLECTION_TARBALL)) && GALAXY_IMPORTER_CHECK_REQUIRED_TAGS=true GALAXY_IMPORTER_RUN_FLAKE8=true \
+	  python -m galaxy_importer.main $(notdir $(COLLECTION_TARBALL))  # its importer_result.json stays there
 
 ee: collection-build ## Execution environment build context in .build/ee (then: podman build .build/ee)
 	@ansible-builder create --file execution-environment.yml --context .build/ee --output-filename Containerfile >/dev/null

@@ -82,8 +82,10 @@ issue_cert() { # issue_cert NAME SUBJECT [SAN] : key + cert signed by the CA
   openssl req -new -key "$pki/$name.key" -subj "$subject" -out "$pki/$name.csr" 2>/dev/null
   local ext="$pki/$name.ext"
   {
-    echo "basicConstraints=CA:FALSE"
+    echo "basicConstraints=critical,CA:FALSE"
     echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "subjectKeyIdentifier=hash"
+    echo "authorityKeyIdentifier=keyid"
     echo "extendedKeyUsage=serverAuth,clientAuth"
     [[ -n $san ]] && echo "subjectAltName=$san"
   } >"$ext"
@@ -91,12 +93,19 @@ issue_cert() { # issue_cert NAME SUBJECT [SAN] : key + cert signed by the CA
     -CAcreateserial -days 365 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
 }
 
+# The extensions strict X.509 verification (Python 3.13's default) asks of a CA, as kubeadm's CAs have them.
 make_ca() {
   openssl ecparam -genkey -name prime256v1 -noout -out "$pki/$1.key" 2>/dev/null
-  openssl req -x509 -new -key "$pki/$1.key" -subj "/CN=$1" -days 365 -out "$pki/$1.crt" 2>/dev/null
+  openssl req -x509 -new -key "$pki/$1.key" -subj "/CN=$1" -days 365 -out "$pki/$1.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" 2>/dev/null
 }
 
 make_pki() {
+  # A state directory from before the CA carried keyUsage: strict clients refuse it, so it is made anew.
+  if [[ -f "$pki/ca.crt" ]] && ! openssl x509 -in "$pki/ca.crt" -noout -ext keyUsage 2>/dev/null | grep -q "Certificate Sign"; then
+    rm -rf "$pki"
+  fi
   if [[ -f "$pki/admin.crt" ]]; then
     # A state directory from before the API server talked to kubelets.
     [[ -f "$pki/apiserver-kubelet-client.crt" ]] ||

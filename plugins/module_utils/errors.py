@@ -43,6 +43,12 @@ class K8sError(Exception):
         return cls(message, status=status, reason=body.get("reason"), details=body.get("details"))
 
 
+# OpenSSL's reasons when a chain fails only strict verification (X509_V_FLAG_X509_STRICT), in lower case.
+STRICT_X509_REASONS = ("ca cert does not include key usage extension", "basic constraints of ca cert not marked critical",
+                       "missing authority key identifier", "missing subject key identifier",
+                       "authority key identifier marked critical", "subject key identifier marked critical")
+
+
 def connection_error(connection, exc):
     """Timeouts, refused connections and TLS failures, named as such."""
     text = str(exc)
@@ -50,6 +56,12 @@ def connection_error(connection, exc):
         what = "the request timed out"
     elif "refused" in text.lower():
         what = "the connection was refused (is the API server running and `host` right?)"
+    elif any(reason in text.lower() for reason in STRICT_X509_REASONS):
+        what = ("TLS verification refused the cluster's certificates: they lack extensions strict X.509 "
+                "verification requires (Python 3.13 and newer verify strictly). Fix: reissue the cluster's CA with "
+                "basicConstraints critical CA:TRUE, keyUsage keyCertSign and a subjectKeyIdentifier, and its "
+                "certificates with an authorityKeyIdentifier, as kubeadm, kind and managed clusters issue them; "
+                "until then run Ansible on Python 3.12")
     elif "certificate" in text.lower() or "ssl" in text.lower():
         what = "TLS failed (set `ca_cert` to the cluster's CA, or `validate_certs: false` for a test cluster)"
     else:

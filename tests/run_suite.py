@@ -112,14 +112,19 @@ def main():
     # The KWOK bed's own kubeconfig, whatever KUBECONFIG says: a user's current cluster is never tested on.
     env = dict(os.environ, KUBECONFIG=str(KUBECONFIG))
 
-    suite.stage("sanity", ["tests/sanity/run.sh"])
+    newest = f"ansible-core {ansible_core_release()}, Python {sys.version_info[0]}.{sys.version_info[1]}"
+    suite.stage(f"sanity ({newest})", ["tests/sanity/run.sh"])
     suite.stage("ansible-lint", ["ansible-lint", "--profile", "production", "--offline"])
-    suite.pytest("unit", ["tests/unit"])
+    suite.stage("galaxy-importer", ["make", "--no-print-directory", "galaxy-import"])
+    suite.pytest(f"unit ({newest})", ["tests/unit"])
 
     # The bulk of the suite runs on KWOK's simulated nodes: many servers, simulated CPU, images that need
     # not exist. Its pods must not land on a real node, so its bed has none.
     started_here = False
-    kwok_stages = ["integration", "integration (serial)", "bench smoke (N=1)"]
+    # Each older ansible-core line (tests/matrix/lines.txt): its sanity, the unit tests and a smoke of the
+    # playbooks on this bed; the newest line's smoke (its sanity and unit tests are the rows above).
+    lines = [f"ansible-core {release}" for release in [*older_ansible_core_releases(), ansible_core_release()]]
+    kwok_stages = ["integration", "integration (serial)", "bench smoke (N=1)", *lines]
     if not cluster_answers(env):
         started_here = suite.step("cluster-up (KWOK)", ["testbed/cluster.sh", "up"], env=dict(env, TESTBED_NODES="kwok"))
     if not cluster_answers(env):
@@ -132,6 +137,8 @@ def main():
         suite.pytest("integration (serial)", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
                      extra=("-m", "serial", *ignored))
         suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
+        for name in lines:
+            suite.pytest(name, ["tests/matrix"], env=dict(env, ANSIBLE_CORE_RELEASE=name.split()[1]))
     if started_here and os.environ.get("TESTBED_KEEP") != "1":
         run(["testbed/cluster.sh", "down"], env=env)
     # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
@@ -142,6 +149,17 @@ def main():
     print("\n".join(["", "=== summary", *suite.lines]))
     print(f"{suite.passed} passed, {suite.failed} failed" + (f", {suite.skipped} skipped" if suite.skipped else ""))
     return 1 if suite.failed else 0
+
+
+def ansible_core_release():
+    """The newest line's release: the ansible-core of the Python running this (.venv)."""
+    from ansible.release import __version__
+    return __version__
+
+
+def older_ansible_core_releases():
+    lines = (REPO / "tests" / "matrix" / "lines.txt").read_text().splitlines()
+    return [line.split()[1] for line in lines if line[:1].isdigit()]
 
 
 def versions():

@@ -1,5 +1,7 @@
-"""Unit tests import the collection as Ansible does: from .collections/ (`make collection`)."""
-import sys
+"""Unit tests import the collection as Ansible does: from .collections/ (`make collection`), through ansible-core's
+collection loader, so that a template's toolhive.k8s filters load as in a play, on every ansible-core line."""
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / ".collections"))
+from ansible.plugins.loader import init_plugin_loader
+
+init_plugin_loader([str(Path(__file__).resolve().parents[2] / ".collections")])

@@ -49,6 +49,11 @@ def test_everything_runs_and_nothing_is_skipped(runner, monkeypatch):
     scenarios = [f"molecule {s}" for s in ("default", "guards", "scaling", "sentinel")]
     assert [row.split(" (")[0] for row in rows[last_leg + 1:teardown]] == scenarios
     assert [c for c in commands if c.startswith("molecule")] == [f"molecule test -s {s[9:]}" for s in scenarios]
+    # Every supported ansible-core line is a row of its own, older ones first, the newest (this .venv's) last.
+    releases = [*run_suite.older_ansible_core_releases(), run_suite.ansible_core_release()]
+    assert len(releases) == 6 and releases[0].startswith("2.16.")
+    assert [row.split(":")[0] for row in rows if row.startswith("ansible-core ")] == [
+        f"ansible-core {release}" for release in releases]
 
 
 def test_a_kept_bed_drops_no_leg_without_a_row(runner, monkeypatch):
@@ -80,7 +85,8 @@ def test_a_failed_cluster_up_shows_every_stage_it_took_with_it(runner, monkeypat
     code, lines, _commands = runner(fail_on={"up"}, cluster=False)
     assert code == 1 and any(line.startswith("FAIL cluster-up (KWOK), a step, not a test") for line in lines)
     skipped = [line for line in lines if line.startswith("SKIP")]
-    for stage in ("integration", "integration (serial)", "bench smoke (N=1)"):
+    for stage in ("integration", "integration (serial)", "bench smoke (N=1)",
+                  *(f"ansible-core {r}" for r in run_suite.older_ansible_core_releases())):
         assert f"SKIP {stage}: no test bed: cluster-up (KWOK) failed (its row says how)" in skipped, skipped
     assert any(line.startswith("SKIP running pods (ToolHive") and "TESTBED_NODES=kwok" in line for line in skipped)
     assert "SKIP molecule default: opted out: TESTBED_NODES=kwok" in skipped

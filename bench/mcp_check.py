@@ -49,7 +49,7 @@ def check(namespace, **args):
     started = time.monotonic()
     proc = subprocess.run(["ansible", "localhost", "-m", "toolhive.k8s.mcp_check", "-a",
                            json.dumps(dict(namespace=namespace, **args))],
-                          cwd=REPO, env=env(), capture_output=True, text=True, check=False)
+                          cwd=REPO, env=env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - started
     result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     return result, seconds
@@ -66,7 +66,7 @@ def main():
         if not args.namespace:
             started = time.monotonic()
             proc = subprocess.run(["ansible-playbook", "playbooks/deploy.yml", "-e", json.dumps(deploy_vars(namespace))],
-                                  cwd=REPO, env=dict(env(), ANSIBLE_STDOUT_CALLBACK="default"), capture_output=True,
+                                  cwd=REPO, env=dict(env(), ANSIBLE_STDOUT_CALLBACK="default"), stdin=subprocess.DEVNULL, capture_output=True,
                                   text=True, check=False)
             if proc.returncode:
                 raise SystemExit(proc.stdout[-4000:] + proc.stderr[-2000:])

@@ -90,7 +90,7 @@ def run_playbook(ansible_env):
             cmd += ["-e", json.dumps(extra_vars)]
         merged = {k: v for k, v in {**ansible_env, **(env or {})}.items() if v is not None}  # None unsets
         proc = subprocess.run(cmd, cwd=REPO, env=merged,
-                              capture_output=True, text=True, timeout=900, check=False)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False)
         proc.output = proc.stdout + proc.stderr
         return proc
 

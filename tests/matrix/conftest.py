@@ -49,7 +49,7 @@ class Line:
         self.env.pop("PYTHONPATH", None)
 
     def run(self, *cmd, timeout=900):
-        proc = subprocess.run(list(cmd), cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(list(cmd), cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
                               check=False)
         proc.output = proc.stdout + proc.stderr
         return proc

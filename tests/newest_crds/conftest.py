@@ -86,7 +86,7 @@ def deploy_check(newest_bed):
         env = dict(os.environ, KUBECONFIG=newest_bed, K8S_AUTH_KUBECONFIG=newest_bed,
                    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+        proc = subprocess.run(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False)
         proc.output = proc.stdout + proc.stderr
         return proc
 

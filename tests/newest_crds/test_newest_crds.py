@@ -191,7 +191,7 @@ def preflight(newest_bed, namespace, **options):
     env = dict(os.environ, K8S_AUTH_KUBECONFIG=newest_bed, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_NOCOLOR="1")
     proc = subprocess.run(["ansible", "localhost", "-m", "toolhive.k8s.preflight", "-a", json.dumps(args)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+                          cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
     return proc, proc.stdout + proc.stderr
 
 

@@ -42,7 +42,7 @@ def operator(newest_bed):
                    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
         proc = subprocess.run(["ansible-playbook", "playbooks/operator.yml", *args, "-e", json.dumps(variables)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+                              cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False)
         proc.output = proc.stdout + proc.stderr
         return proc
 

@@ -31,7 +31,7 @@ def module(ansible_env):
         cmd += ["--diff"] if diff else []
         proc = subprocess.run(cmd, cwd=REPO, env={**ansible_env, "ANSIBLE_STDOUT_CALLBACK": "json",
                                                   "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", **(env or {})},
-                              capture_output=True, text=True, timeout=300, check=False)
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
         result = Result()
         try:
             payload = json.loads(proc.stdout)

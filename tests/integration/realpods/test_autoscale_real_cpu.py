@@ -110,7 +110,7 @@ def module(ansible_env, module_name, /, **args):
     """Run one of the collection's modules ad hoc, in a real Ansible process; returns its result."""
     cmd = ["ansible", "localhost", "-m", f"toolhive.k8s.{module_name}", "-a", json.dumps(args)]
     env = {**ansible_env, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
     try:
         return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     except (ValueError, KeyError, IndexError):

@@ -110,7 +110,7 @@ def test_the_automation_account_is_refused_outside_its_namespace(run_playbook, a
         read = subprocess.run(
             ["ansible", "localhost", "-m", "kubernetes.core.k8s_info", "-a",
              json.dumps({"kind": "Secret", "namespace": other, "name": "not-yours"})],
-            cwd=REPO, env={**ansible_env, **env}, capture_output=True, text=True, timeout=120, check=False)
+            cwd=REPO, env={**ansible_env, **env}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
         output = read.stdout + read.stderr
         assert read.returncode != 0 and "403" in output and "forbidden" in output.lower(), output
         assert "dg==" not in output  # nothing of the Secret's data

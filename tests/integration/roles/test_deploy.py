@@ -228,7 +228,7 @@ def test_two_first_deploys_at_once_end_with_one_password(ansible_env, kubectl, f
     ns = fresh_namespace
     args = ["ansible-playbook", PLAYBOOK, "-e", json.dumps(dict(example(ns), toolhive_mcp_check=False))]
     writes = Writes(ns, kubectl)
-    runs = [subprocess.Popen(args, cwd=REPO, env=ansible_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    runs = [subprocess.Popen(args, cwd=REPO, env=ansible_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True) for attempt in range(2)]
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [o[-2000:] for o in outputs]

@@ -382,19 +382,22 @@ kwok_guard_up() {
     log "Install iptables (bindep.txt), or run as a user without root (no guard, a warning instead)"
     exit 1
   fi
-  if iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1; then
-    return 0 # another bed's guard already covers these ranges
+  # One chain for every bed of the machine (they share the ranges), with one owner rule per bed: the last bed
+  # down removes it, never one that another running bed still needs.
+  if ! iptables -w 5 -S "$kwok_guard" >/dev/null 2>&1; then
+    iptables -w 5 -N "$kwok_guard"
+    iptables -w 5 -A "$kwok_guard" -o lo -j RETURN
+    iptables -w 5 -A "$kwok_guard" -d 10.96.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
+    iptables -w 5 -A "$kwok_guard" -d 10.244.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
+    iptables -w 5 -I OUTPUT 1 -j "$kwok_guard"
   fi
-  iptables -w 5 -N "$kwok_guard"
-  iptables -w 5 -A "$kwok_guard" -o lo -j RETURN
-  iptables -w 5 -A "$kwok_guard" -d 10.96.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
-  iptables -w 5 -A "$kwok_guard" -d 10.244.0.0/16 -j REJECT --reject-with icmp-admin-prohibited
-  iptables -w 5 -A "$kwok_guard" -m comment --comment "owner=$state"
-  iptables -w 5 -I OUTPUT 1 -j "$kwok_guard"
+  iptables -w 5 -C "$kwok_guard" -m comment --comment "owner=$state" 2>/dev/null ||
+    iptables -w 5 -A "$kwok_guard" -m comment --comment "owner=$state"
   log "egress guard installed ($kwok_guard on OUTPUT: the service range and KWOK's pod range)"
 }
 kwok_guard_down() {
-  iptables -w 5 -S "$kwok_guard" 2>/dev/null | grep -qF -- "owner=$state" || return 0
+  iptables -w 5 -D "$kwok_guard" -m comment --comment "owner=$state" 2>/dev/null || return 0
+  iptables -w 5 -S "$kwok_guard" | grep -q -- "owner=" && return 0 # another bed still runs behind it
   while iptables -w 5 -D OUTPUT -j "$kwok_guard" 2>/dev/null; do :; done
   iptables -w 5 -F "$kwok_guard" && iptables -w 5 -X "$kwok_guard"
 }

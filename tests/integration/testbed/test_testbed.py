@@ -127,6 +127,9 @@ def test_second_test_bed_up_is_idempotent_and_down_leaves_nothing(tmp_path):
     assert f"export KUBECONFIG={tmp_path}/state/kubeconfig" in first.stdout
     pids = {p.name: int(p.read_text()) for p in (tmp_path / "state" / "pids").iterdir()}
     assert {"etcd", "kube-apiserver", "thv-operator", "kwok"} <= set(pids)
+    # The beds share one egress guard, each its owner rule in it: this bed's down must leave the suite's bed guarded.
+    owner = f'--comment "owner={tmp_path}/state"'
+    assert owner in guard_rules(), guard_rules()
 
     second = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=60, check=False)
     assert second.returncode == 0 and "already running" in second.stderr
@@ -139,6 +142,15 @@ def test_second_test_bed_up_is_idempotent_and_down_leaves_nothing(tmp_path):
     ports = [base + off for off in (1, 2, 43, 44, 47, 57, 59, 81)]
     assert [p for p in ports if _listening(p)] == []
     assert not (tmp_path / "state").exists()
+    rules = guard_rules()
+    assert owner not in rules and "owner=" in rules and "-d 10.244.0.0/16 -j REJECT" in rules, rules
+    assert "-j TESTBED-KWOK-GUARD" in subprocess.run(["iptables", "-w", "5", "-S", "OUTPUT"], capture_output=True,
+                                                     text=True, check=False).stdout
+
+
+def guard_rules():
+    return subprocess.run(["iptables", "-w", "5", "-S", "TESTBED-KWOK-GUARD"], capture_output=True, text=True,
+                          check=False).stdout
 
 
 def test_hpa_scales_up_when_simulated_cpu_usage_rises(kubectl, namespace):

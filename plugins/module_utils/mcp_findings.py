@@ -141,6 +141,8 @@ def tagged_findings(server):
     def add(sentence, lost_session=False):
         sentences.append((sentence, lost_session))
 
+    if server.get("scaled_to_zero"):
+        return []
     if server.get("skipped"):
         return [(server["skipped"], False)]
     replicas = server.get("replicas") or []
@@ -190,6 +192,8 @@ def tagged_findings(server):
 
 def summary(server):
     """One line: how many replicas answer, tools, latency, sessions."""
+    if server.get("scaled_to_zero"):
+        return "scaled to 0, nothing to check; OK"
     if server.get("skipped"):
         return "not checked"
     if server.get("check_mode"):

@@ -41,7 +41,7 @@ def mcp_check(ansible_env, *flags, env=None, **args):
     cmd = ["ansible", "localhost", "-m", "toolhive.k8s.mcp_check", "-a", json.dumps(args), *flags]
     merged = {**ansible_env, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json", **(env or {})}
     started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=merged, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(cmd, cwd=REPO, env=merged, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
     seconds = time.monotonic() - started
     try:
         result = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -228,12 +228,18 @@ def test_check_mode_writes_nothing_and_sends_no_mcp_request(deployed, ansible_en
         ("create", "pods"), ("delete", "pods"), ("create", "services"), ("delete", "services")}, proxied
 
 
-def test_status_playbook_shows_the_check_on_each_line(deployed, run_playbook):
-    # The check on, as status.yml's default is (run_playbook turns it off for KWOK's silent pods).
+def test_status_playbook_shows_the_check_on_each_line_and_fails_when_not_ok(deployed, run_playbook):
+    # The check on, as status.yml's default is (run_playbook turns it off for KWOK's silent pods). `solo` loses
+    # sessions: the report says NOT OK, and the job ends non-zero after printing it.
     result = run_playbook(REPO / "playbooks" / "status.yml",
                           extra_vars={"toolhive_namespace": deployed.namespace, "toolhive_mcp_check": True})
-    assert result.returncode == 0, result.output[-3000:]
-    report = " ".join(result.output.split())
+    assert result.returncode == 2, result.output[-3000:]
+    assert "Fail when the report says NOT OK" in result.output and "MCP check NOT OK" in result.output
+    reporting = run_playbook(REPO / "playbooks" / "status.yml",
+                             extra_vars={"toolhive_namespace": deployed.namespace, "toolhive_mcp_check": True,
+                                         "toolhive_status_fail": False})
+    assert reporting.returncode == 0, reporting.output[-3000:]
+    report = " ".join(reporting.output.split())
     assert f"VirtualMCPServer {deployed.namespace}/shared: phase" in report
     line = report.split(f"VirtualMCPServer {deployed.namespace}/shared:")[1].split("VirtualMCPServer")[0]
     assert "MCP: 3/3 replicas answer (10 tools," in line and "served by 2/2 other; OK" in line, line
@@ -310,3 +316,25 @@ def test_redis_stopped_while_sessions_exist(deployed, ansible_env, kubectl):
     recovered, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"],
                                    wait_timeout=90)
     assert recovered["ok"], recovered["findings"]
+
+
+def test_a_server_scaled_to_zero_is_reported_as_such_not_as_a_failed_check(deployed, ansible_env, run_playbook,
+                                                                           kubectl):
+    """`solo` (no session storage, so only the check's session finding) scaled to 0 with playbooks/scale.yml: the
+    check passes it as scaled to 0; scaled back to 3 it is checked again."""
+    scale = REPO / "playbooks" / "scale.yml"
+    common = {"toolhive_namespace": deployed.namespace, "toolhive_kind": "VirtualMCPServer", "toolhive_name": "solo"}
+    down = run_playbook(scale, extra_vars=dict(common, toolhive_replicas=0))
+    assert down.returncode == 0, down.output[-3000:]
+    try:
+        wait_until("solo's pods to be gone", lambda: not deployed.pods("app.kubernetes.io/instance=solo"))
+        result, _seconds = mcp_check(ansible_env, namespace=deployed.namespace, name="solo")
+        assert result["ok"] and server(result, "solo")["summary"] == "scaled to 0, nothing to check; OK", result
+        assert result["findings"] == []
+    finally:
+        up = run_playbook(scale, extra_vars=dict(common, toolhive_replicas=3,  # as deployed: solo opted in
+                                                 toolhive_allow_without_session_storage=True))
+    assert up.returncode == 0, up.output[-3000:]
+    wait_until("solo's 3 pods", lambda: len(deployed.pods("app.kubernetes.io/instance=solo")) == 3, timeout=180)
+    again, _seconds = mcp_check(ansible_env, namespace=deployed.namespace, name="solo")
+    assert server(again, "solo")["desired"] == 3 and "replicas answer" in server(again, "solo")["summary"]

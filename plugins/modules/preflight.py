@@ -157,6 +157,7 @@ problems:
 """
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator, values, versions
+from ansible_collections.toolhive.k8s.plugins.module_utils.applier import object_path
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     GROUP, PLURALS, cr_path, crds_missing_message, hpa_path)
@@ -298,6 +299,29 @@ def check_names(reader, servers, served, problems, checks):
     checks.append("no two servers of different kinds share a name (MCPServer, VirtualMCPServer, MCPRemoteProxy)")
 
 
+# A workload the collection renders as one kind or the other (Redis: a Deployment, or with persistence a StatefulSet).
+OTHER_WORKLOAD_KIND = {"Deployment": "StatefulSet", "StatefulSet": "Deployment"}
+
+
+def check_workload_kinds(reader, resources, problems, checks):
+    """A workload of ours that exists as the other kind: applying would run both on one selector, each a copy."""
+    for manifest in resources:
+        other = OTHER_WORKLOAD_KIND.get(manifest["kind"])
+        if not other:
+            continue
+        meta = manifest["metadata"]
+        found = reader.get_or_none(object_path(dict(manifest, kind=other, apiVersion="apps/v1")))
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        if found and labels.get("app.kubernetes.io/managed-by") == "toolhive.k8s":
+            problems.append("%s %s/%s: the cluster runs it as a %s (redis_persistence switched?): both would run "
+                            "with one selector, and the running one's data would not move. Fix: set the variable "
+                            "back, or run the teardown (the password Secret and the PVCs stay) and deploy again; "
+                            "what the %s holds in memory is lost then"
+                            % (manifest["kind"], meta["namespace"], meta["name"], other, other))
+        else:
+            checks.append("%s %s/%s is not running as a %s" % (manifest["kind"], meta["namespace"], meta["name"], other))
+
+
 def find_missing(reader, resources):
     """The resources that do not exist yet ("Kind namespace/name"), so the caller knows an apply will create."""
     missing = []
@@ -377,6 +401,7 @@ def run(module, client):
     check_names(reader, servers, served, problems, checks)
     check_secrets(reader, servers, params["pending_secrets"], problems, checks)
     check_ownership(reader, servers, served, autoscaled, problems, checks)
+    check_workload_kinds(reader, resources, problems, checks)
     for warning in warnings:
         module.warn(warning)
     if problems:

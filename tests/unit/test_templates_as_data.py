@@ -191,3 +191,16 @@ def test_the_sentinel_pods_are_named_in_the_clusters_domain(render):
     text = yaml.safe_dump_all(render("sentinel", variables))
     assert "r-0.r-headless.ns.svc.corp.example" in text and "r-sentinel-0.r-sentinel-headless.ns.svc.corp.example" \
         in text and "cluster.local" not in text
+
+
+def test_the_redis_pod_template_changes_with_its_configuration_only(render):
+    """Redis reads its configuration at start: the pod template carries its hash, so a change rolls the pod."""
+    def config_hash(**changes):
+        variables = dict(copy.deepcopy(BASE["standalone"][1]), **changes)
+        workload = next(d for d in render("standalone", variables) if d["kind"] in ("Deployment", "StatefulSet"))
+        return workload["spec"]["template"]["metadata"]["annotations"]["toolhive.k8s/redis-config-sha256"]
+
+    assert config_hash() == config_hash() and len(config_hash()) == 64
+    assert config_hash(redis_maxmemory="128mb") != config_hash()
+    assert config_hash(redis_maxmemory_policy="volatile-lru") != config_hash()
+    assert config_hash(redis_image="redis:8") == config_hash()  # not configuration: the image rolls it anyway

@@ -61,6 +61,7 @@ API = {
     "StatefulSet": ("/apis/apps/v1", "statefulsets", True),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
     "MCPServer": ("/apis/" + GROUP, "mcpservers", True),
     "VirtualMCPServer": ("/apis/" + GROUP, "virtualmcpservers", True),
     "MCPRemoteProxy": ("/apis/" + GROUP, "mcpremoteproxies", True),

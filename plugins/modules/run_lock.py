@@ -16,13 +16,13 @@ description:
   - O(state=present) takes each namespace's Lease in name order (so two runs never wait on each other), or renews it
     when O(holder) already holds it. A Lease another run holds is waited for, up to O(wait_timeout) seconds, saying
     who holds it; then the task fails naming the holder, since when, and how to release a Lease whose run is gone.
-    A Lease not renewed for its O(lease_seconds) is expired: its run is gone, and the Lease is taken over.
-  - A Lease whose run is known to be gone is taken over at once: its C(ansible-playbook) process ran on this very
+    A Lease not renewed for its O(lease_seconds) has expired (its run is gone), and is taken over.
+  - A Lease whose run is known to be gone is taken over at once - its C(ansible-playbook) process ran on this very
     controller (O(controller)) and is no longer running.
   - A namespace that does not exist yet has nothing to lock (no run has written it); it is returned in
     RV(missing), and the caller takes it again once it has created the namespace.
   - O(state=absent) releases the Leases O(holder) holds, and nothing else. An API server that cannot be reached then
-    is a warning, not a failure: the Lease expires on its own, or the controller's next run takes it over.
+    is a warning, not a failure; the Lease expires on its own, or the controller's next run takes it over.
   - Takes, renews and releases with the Lease's resourceVersion, so two runs racing for one Lease end with one
     holder (the API server answers the other with a conflict, and it waits).
 author:
@@ -37,7 +37,7 @@ options:
     required: true
   holder:
     description:
-      - Who holds the Leases, as the Lease's C(holderIdentity) says: the run's own identity. Without it the module
+      - Who holds the Leases, as the Lease's C(holderIdentity) says (the run's own identity). Without it the module
         makes one (user, host, time and a random part) and returns it in RV(holder), for the release.
     type: str
   state:
@@ -167,7 +167,8 @@ def expired(found, moment):
 
 
 # Where the holding run's ansible-playbook process is, on the Lease.
-CONTROLLER_HOST, CONTROLLER_PID = "toolhive.k8s/controller-host", "toolhive.k8s/controller-pid"
+CONTROLLER_HOST = "toolhive.k8s/controller-host"
+CONTROLLER_PID = "toolhive.k8s/controller-pid"
 
 
 def process_gone(found):

@@ -15,6 +15,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import versions_env  # tests/versions_env.py: this script runs from tests/
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / ".build" / "results"
 KUBECONFIG = REPO / ".cluster" / "kubeconfig"
@@ -162,17 +164,11 @@ def older_ansible_core_releases():
     return [line.split()[1] for line in lines if line[:1].isdigit()]
 
 
-def versions():
-    """testbed/versions.env as a dict."""
-    lines = (REPO / "testbed" / "versions.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line[:1].isupper() and "=" in line)
-
-
 def running_pods(suite):
     """The tests on running pods, on the kind bed: the bed, the operator role, then one leg per ToolHive release
     (the oldest supported, then the test bed's), each on the operator the role installs, then the bed's teardown.
     Only TESTBED_NODES=kwok skips them (counted); a kind bed that cannot come up fails its row and the legs say so."""
-    pinned = versions()
+    pinned = versions_env.pinned()
     release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
     legs = [(oldest, OLDEST_RELEASE_TESTS), (release, RUNNING_POD_TESTS)]
     molecule = [f"molecule {scenario}" for scenario in molecule_scenarios()]

@@ -7,7 +7,6 @@ TESTBED_KEEP=1. No operator runs: the tests dry-run manifests, which only the AP
 """
 import json
 import os
-import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -15,19 +14,14 @@ from pathlib import Path
 import pytest
 
 from ..audit_log import AuditLog
+from ..versions_env import pinned
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("NEWEST_CRDS_STATE", REPO / ".build" / "newest-crds" / ".cluster"))
 PORT_BASE = os.environ.get("NEWEST_CRDS_PORT_BASE", "27400")
 
 
-def versions():
-    """testbed/versions.env as a dict."""
-    text = (REPO / "testbed" / "versions.env").read_text()
-    return dict(re.findall(r"^([A-Z_]+)=(\S+)", text, re.M))
-
-
-NEWEST = os.environ.get("TOOLHIVE_NEWEST_VERSION") or versions()["TOOLHIVE_NEWEST_VERSION"]
+NEWEST = os.environ.get("TOOLHIVE_NEWEST_VERSION") or pinned()["TOOLHIVE_NEWEST_VERSION"]
 
 
 def bed_env():

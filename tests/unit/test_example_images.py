@@ -6,18 +6,13 @@ from pathlib import Path
 
 import yaml
 
+from ..versions_env import pinned as pinned_versions
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "playbooks" / "vars" / "example.yml"
 OVERRIDES = REPO / "testbed" / "example-overrides.yml"
 PUBLIC = REPO / "testbed" / "images" / "PUBLIC.md"
 LOCAL = "localhost/toolhive-testbed/"
-
-
-def versions():
-    """testbed/versions.env as a dict."""
-    pairs = (line.split("=", 1) for line in (REPO / "testbed" / "versions.env").read_text().splitlines()
-             if re.match(r"^[A-Z_]+=", line))
-    return {k: v.strip() for k, v in pairs}
 
 
 def built_images():
@@ -28,7 +23,7 @@ def built_images():
 
 def public_table():
     """{public name with versions.env's values in place: (upstream cell, version in brackets)} of PUBLIC.md."""
-    env = versions()
+    env = pinned_versions()
     rows = {}
     for line in PUBLIC.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -82,7 +77,7 @@ def test_every_public_name_the_test_bed_builds_is_in_the_table_with_its_version(
 
 
 def test_the_npm_lock_pins_the_release_in_versions_env():
-    env = versions()
+    env = pinned_versions()
     package = yaml.safe_load((REPO / "testbed" / "images" / "server-everything" / "package.json").read_text())
     assert package["dependencies"] == {"@modelcontextprotocol/server-everything": env["SERVER_EVERYTHING_VERSION"]}
     lock = yaml.safe_load((REPO / "testbed" / "images" / "server-everything" / "package-lock.json").read_text())

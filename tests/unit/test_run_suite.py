@@ -44,7 +44,7 @@ def test_everything_runs_and_nothing_is_skipped(runner, monkeypatch):
     # Every Molecule scenario, on kind: after the last leg (its operator is the role's release), before the teardown.
     rows = [line[5:] for line in lines if line[:4] in ("PASS", "OK  ")]
     last_leg = next(i for i, row in enumerate(rows) if row.startswith("running pods (ToolHive "
-                                                                      + run_suite.versions()["TOOLHIVE_VERSION"]))
+                                                                      + run_suite.versions_env.pinned()["TOOLHIVE_VERSION"]))
     teardown = next(i for i, row in enumerate(rows) if row.startswith("kind teardown"))
     scenarios = [f"molecule {s}" for s in ("default", "guards", "scaling", "sentinel")]
     assert [row.split(" (")[0] for row in rows[last_leg + 1:teardown]] == scenarios
@@ -71,11 +71,11 @@ def test_a_failed_kind_bed_or_operator_skips_what_needed_it_with_a_row(runner, m
     assert code == 1 and any(line.startswith("FAIL cluster-up (kind), a step, not a test") for line in lines)
     for row in ("kind bed", "operator role (kind)", "molecule default", "kind teardown"):
         assert f"SKIP {row}: no kind bed: cluster-up (kind) failed (its row says how)" in lines, lines
-    oldest = run_suite.versions()["TOOLHIVE_OLDEST_VERSION"]
+    oldest = run_suite.versions_env.pinned()["TOOLHIVE_OLDEST_VERSION"]
     code, lines, _commands = runner(fail_on={f"operator_version={oldest[1:]}"})
     assert code == 1
     assert f"SKIP running pods (ToolHive {oldest}): its operator was not installed (the row above)" in lines
-    assert any(line.startswith(f"PASS running pods (ToolHive {run_suite.versions()['TOOLHIVE_VERSION']})")
+    assert any(line.startswith(f"PASS running pods (ToolHive {run_suite.versions_env.pinned()['TOOLHIVE_VERSION']})")
                for line in lines)
 
 

@@ -13,12 +13,6 @@ CACHE = Path(os.environ.get("TESTBED_CACHE") or Path(os.environ.get("XDG_CACHE_H
 OPERATOR_PLAYBOOK = REPO / "playbooks" / "operator.yml"
 
 
-def versions():
-    """testbed/versions.env as a dict."""
-    lines = (REPO / "testbed" / "versions.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line[:1].isupper() and "=" in line)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def kind_bed():
     if os.environ.get("TESTBED_NODES") != "kind":

@@ -11,7 +11,8 @@ import yaml
 
 from ..conftest import wait_until
 from ..host import REPO, counters, image
-from .conftest import CACHE, versions
+from ...versions_env import pinned as versions
+from .conftest import CACHE
 
 GUARD, GUARD_OUT = "THVKIND-GUARD", "THVKIND-GUARD-OUT"
 OUTSIDE = "192.0.2.10"  # TEST-NET-1: an address of no machine here

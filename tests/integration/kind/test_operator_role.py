@@ -12,7 +12,8 @@ import pytest
 
 from ...operator_release import chart_crd_schemas, helm_releases, operator_deployment
 from ..conftest import wait_until
-from .conftest import charts, versions
+from ...versions_env import pinned as versions
+from .conftest import charts
 
 pytestmark = pytest.mark.serial
 

@@ -216,4 +216,7 @@ def summary(server):
         text += "; session from %s served by %d/%d other" % (session["opened_on"], len(served), len(others))
     elif session.get("reason"):
         text += "; sessions " + session["reason"]
+    lost = server.get("sessions_lost")
+    if lost:
+        text += "; sessions opened before %s lost (Redis %s restarted, keeps no data)" % (lost["at"], lost["redis"])
     return text + ("; OK" if server.get("ok") else "; NOT OK")

@@ -214,6 +214,11 @@ servers:
     session_storage:
       description: spec.sessionStorage (without the password reference), or null.
       type: dict
+    sessions_lost:
+      description: When the server's Redis (one pod, no volume of its own) restarted after the server's pods had
+        started, forgetting every session opened before (C(redis) as C(namespace/service), C(at)); also a warning.
+        Informational - sessions opened since are served - so RV(ok) does not change. C(null) otherwise.
+      type: dict
     service:
       description: The check through the Service (C(name), C(answered), C(tools), C(latency_ms), C(error)).
       type: dict
@@ -233,6 +238,9 @@ servers:
           type: bool
         reason:
           description: Why it was not checked.
+          type: str
+        started:
+          description: When its containers last started (RFC 3339), if it runs.
           type: str
         answered:
           description: C(initialize) and C(tools/list) succeeded.
@@ -387,8 +395,41 @@ def pods_of(reader, workload):
         elif not running:
             waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in status.get("containerStatuses") or []]
             reason = "phase %s%s" % (status.get("phase"), "".join(", " + w for w in waiting if w))
-        pods.append({"pod": pod["metadata"]["name"], "ready": ready, "running": running, "reason": reason})
+        pods.append({"pod": pod["metadata"]["name"], "ready": ready, "running": running, "reason": reason,
+                     "started": container_started(pod) if running else None})
     return sorted(pods, key=lambda p: p["pod"])
+
+
+def container_started(pod):
+    """When the pod's containers last started (RFC 3339, UTC): a container restarted in place counts too."""
+    starts = [((s.get("state") or {}).get("running") or {}).get("startedAt")
+              for s in (pod.get("status") or {}).get("containerStatuses") or []]
+    return max([s for s in starts if s] or [None], key=lambda s: s or "")
+
+
+def sessions_lost_at(reader, server):
+    """When the server's Redis (one pod, no volume of its own) started after the server's pods did: the moment
+    every session opened before was lost, since such a Redis keeps nothing across a restart; else None."""
+    storage = server["session_storage"] or {}
+    started = [r["started"] for r in server["replicas"] if r.get("started")]
+    if storage.get("provider") != "redis" or not storage.get("address") or not started:
+        return None
+    host = storage["address"].rsplit(":", 1)[0].split(".")
+    namespace = host[1] if len(host) > 1 else server["namespace"]
+    service = reader.get_or_none("/api/v1/namespaces/%s/services/%s"
+                                 % (path_segment(namespace, "address"), path_segment(host[0], "address")))
+    selector = ((service or {}).get("spec") or {}).get("selector") or {}
+    if not selector:
+        return None
+    pods = [p for p in reader.get("/api/v1/namespaces/%s/pods" % path_segment(namespace, "address"))["items"]
+            if all(((p["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())
+            and not p["metadata"].get("deletionTimestamp")]
+    if len(pods) != 1 or any(v.get("persistentVolumeClaim") for v in pods[0]["spec"].get("volumes") or []):
+        return None  # Sentinel's replicas, or data on a volume: a restart need not lose it
+    redis_started = container_started(pods[0])
+    if redis_started and redis_started > min(started):
+        return {"redis": "%s/%s" % (namespace, host[0]), "at": redis_started}
+    return None
 
 
 class Check:
@@ -483,7 +524,7 @@ def plan(reader, resource, params):
     server["port"] = pod_port(workload, kind, port)
     for pod in pods_of(reader, workload):
         replica = {"pod": pod["pod"], "ready": pod["ready"], "running": pod["running"], "checked": False,
-                   "reason": pod["reason"], "answered": None, "session_served": None}
+                   "reason": pod["reason"], "answered": None, "session_served": None, "started": pod["started"]}
         if params["check_mode"] and pod["running"]:
             replica["reason"] = "check mode: no MCP request sent"
         server["replicas"].append(replica)
@@ -587,6 +628,7 @@ def one_round(client, params):
         server["check_mode"] = params["check_mode"]
         server["findings"] = [sentence for sentence, lost in tagged if not (accept and lost)]
         server["accepted"] = [sentence for sentence, lost in tagged if accept and lost]
+        server["sessions_lost"] = None if params["check_mode"] else sessions_lost_at(reader, server)
         server["summary"] = mcp_findings.summary(server)
     return servers
 
@@ -617,6 +659,13 @@ def run(module, client):
     accepted = ["%s %s/%s: %s" % (s["kind"], s["namespace"], s["name"], f) for s in servers for f in s["accepted"]]
     for warning in accepted:
         module.warn("accepted (allow_without_session_storage): " + warning)
+    for redis, at in sorted({(s["sessions_lost"]["redis"], s["sessions_lost"]["at"]) for s in servers
+                             if s.get("sessions_lost")}):
+        module.warn("Redis %s restarted at %s, after the servers it serves had started (%s), and keeps no data: every "
+                    "session opened before then was lost (its clients get 404 'Session terminated' and must "
+                    "initialize again). Sessions opened since are served; redis_persistence keeps them across a "
+                    "restart" % (redis, at, ", ".join("%s %s" % (s["kind"], s["name"]) for s in servers
+                                                      if (s.get("sessions_lost") or {}).get("redis") == redis)))
     for server in servers:
         for field in ("timeout", "max_response_bytes", "check_mode"):
             server.pop(field, None)

@@ -59,12 +59,13 @@ def replicas(result, name):
 
 
 def test_sessions_shared_every_replica_serves(deployed, ansible_env):
-    """Redis: every replica answers, and a session opened on one is served by the others (and the Service)."""
+    """Redis: every replica answers, and a session opened on one is served by the others (and the Service). Redis
+    started before the servers: no session was lost, and none is said to be."""
     result, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"])
     assert result["ok"], result["findings"]
     for name, count in (("shared", 3), ("everything", 2)):
         entry = server(result, name)
-        assert entry["ok"] and entry["findings"] == [], entry
+        assert entry["ok"] and entry["findings"] == [] and entry["sessions_lost"] is None, entry
         assert entry["service"]["answered"] and entry["service"]["tools"] == 10, entry["service"]
         pods = replicas(result, name)
         assert len(pods) == count
@@ -316,6 +317,14 @@ def test_redis_stopped_while_sessions_exist(deployed, ansible_env, kubectl):
     recovered, _output = mcp_check(ansible_env, namespace=deployed.namespace, names=["shared", "everything"],
                                    wait_timeout=90)
     assert recovered["ok"], recovered["findings"]
+    # The sessions opened before Redis came back are gone for good: said, though the servers serve again.
+    redis = f"{deployed.namespace}/toolhive-redis"
+    for name in ("shared", "everything"):
+        lost = server(recovered, name)["sessions_lost"]
+        assert lost and lost["redis"] == redis, server(recovered, name)
+        assert f"sessions opened before {lost['at']} lost (Redis {redis} restarted" in server(recovered, name)["summary"]
+    assert any(f"Redis {redis} restarted at" in w and "every session opened before then was lost" in w
+               for w in recovered.get("warnings", [])), recovered.get("warnings")
 
 
 def test_a_server_scaled_to_zero_is_reported_as_such_not_as_a_failed_check(deployed, ansible_env, run_playbook,

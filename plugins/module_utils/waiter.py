@@ -101,6 +101,22 @@ def current_pod_troubles(client, kind, obj):
     return pod_troubles(client.get(path, labelSelector=selector).get("items", []))
 
 
+def stuck_on_an_earlier_revision(client, kind, obj):
+    """The pods of a StatefulSet that wait for a STUCK reason on a revision other than its current one: a fixed
+    template does not replace them (the controller waits for a pod to be Ready before it updates it), so they stay
+    broken until deleted - the forced rollback Kubernetes documents. A Deployment replaces its own."""
+    status = (obj.get("status") or {})
+    revision = status.get("updateRevision")
+    if kind != "StatefulSet" or not revision:
+        return []
+    match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    labels = ",".join("%s=%s" % item for item in sorted(match.items()))
+    pods = client.get("/api/v1/namespaces/%s/pods" % obj["metadata"]["namespace"], labelSelector=labels).get("items", [])
+    return [pod for pod in pods
+            if (pod["metadata"].get("labels") or {}).get("controller-revision-hash") not in (None, revision)
+            and pod_troubles([pod])[0]]
+
+
 def describe(obj):
     status = (obj or {}).get("status") or {}
     counts = ((obj or {}).get("spec", {}).get("replicas"), status.get("replicas", 0), status.get("readyReplicas", 0),

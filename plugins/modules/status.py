@@ -66,6 +66,16 @@ options:
         kubelet's message; on timeout the pods' waiting reasons and the scheduler's messages are named.
     type: bool
     default: false
+  replace_stuck_pods:
+    description:
+      - With O(wait_rollout), a StatefulSet pod that cannot start (a reason O(wait_rollout) names) on a revision
+        other than the StatefulSet's current one is deleted, so that its controller makes it again at the current
+        revision. That is the forced rollback Kubernetes documents for a StatefulSet whose bad revision was fixed:
+        its controller waits for the broken pod to become Ready, which it never does, so a fixed re-run would not
+        converge otherwise. Such a pod serves nothing. The only write of this module; in check mode it is named,
+        not deleted (RV(replaced_pods)).
+    type: bool
+    default: false
   wait_timeout:
     description: Seconds to wait for O(wait_for).
     type: int
@@ -161,6 +171,11 @@ findings:
   returned: always
   type: list
   elements: str
+replaced_pods:
+  description: The pods O(replace_stuck_pods) deleted (in check mode, would delete), as C(namespace/name (reason)).
+  returned: always
+  type: list
+  elements: str
 """
 
 import time
@@ -169,7 +184,8 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operat
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
-    CHECK_PODS_EVERY, READY, STUCK_FIX, Outage, current_pod_troubles, describe as describe_counts)
+    CHECK_PODS_EVERY, READY, STUCK_FIX, Outage, current_pod_troubles, describe as describe_counts, pod_troubles,
+    stuck_on_an_earlier_revision)
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_summary, hpas_for)
 
@@ -200,10 +216,11 @@ def describe(expected):
 
 
 def rollouts(client, resources):
-    """(pending, stuck): sentences on the resources' workloads not rolled out at their current spec, with what their
-    current pods wait for, and on current pods that cannot start. A workload not created yet is the operator's to
-    make (its Ready condition waits for it), not this wait's."""
-    reader, pending, stuck = ReadCache(client), [], []
+    """(pending, stuck, left_behind): sentences on the resources' workloads not rolled out at their current spec,
+    with what their current pods wait for, and on current pods that cannot start; and the StatefulSet pods stuck on
+    an earlier revision. A workload not created yet is the operator's to make (its Ready condition waits for it),
+    not this wait's."""
+    reader, pending, stuck, left_behind = ReadCache(client), [], [], []
     for resource in resources:
         meta = resource["metadata"]
         for role in roles_of(resource["kind"]):
@@ -211,12 +228,25 @@ def rollouts(client, resources):
             if not workload.exists or READY[workload.kind](workload.obj):
                 continue
             blocked, other = current_pod_troubles(client, workload.kind, workload.obj)
+            left_behind.extend(stuck_on_an_earlier_revision(client, workload.kind, workload.obj))
             server = "%s %s/%s" % (resource["kind"], meta["namespace"], meta["name"])
             stuck.extend("%s: %s" % (server, sentence) for sentence in blocked)
             pending.append("%s: %s %s not rolled out (%s)%s" % (
                 server, workload.kind, workload.name, describe_counts(workload.obj),
                 (": " + "; ".join(blocked + other)) if blocked + other else ""))
-    return pending, stuck
+    return pending, stuck, left_behind
+
+
+def replace(client, pods, check_mode):
+    """Delete each pod left behind (bound to the very pod read: a pod made again since is not touched)."""
+    replaced = []
+    for pod in pods:
+        meta = pod["metadata"]
+        if not check_mode:
+            client.delete("/api/v1/namespaces/%s/pods/%s" % (meta["namespace"], meta["name"]),
+                          preconditions={"uid": meta["uid"]})
+        replaced.append("%s/%s (%s)" % (meta["namespace"], meta["name"], "; ".join(pod_troubles([pod])[0])))
+    return replaced
 
 
 def report(client, resource, operator_redis=None):
@@ -266,7 +296,7 @@ def run(module, client):
     expectations = params["wait_for"] or []
     deadline = time.time() + params["wait_timeout"]
     failures, what = Outage(), "the %ss in %s" % (params["kind"], params["namespace"])
-    pods_checked = 0
+    pods_checked, replaced = 0, []
     while True:
         # A restarting or throttling API server is asked again, within the outage bound.
         resources = failures.read(lambda: fetch(client, params), deadline if expectations else None, what)
@@ -275,8 +305,13 @@ def run(module, client):
         conditions_met = not expectations or (resources and not waiting)
         pending = []
         if expectations and params["wait_rollout"] and (conditions_met or time.time() - pods_checked >= CHECK_PODS_EVERY):
-            pending, stuck = failures.read(lambda: rollouts(client, resources), deadline, what)
+            pending, stuck, left_behind = failures.read(lambda: rollouts(client, resources), deadline, what)
             pods_checked = time.time()
+            if params["replace_stuck_pods"] and left_behind:
+                replaced += replace(client, left_behind, module.check_mode)
+                if module.check_mode:
+                    break  # nothing will change while this task waits
+                continue
             if stuck:
                 module.fail_json(msg="a pod cannot start, so the rollout cannot end: %s. %s." % ("; ".join(stuck), STUCK_FIX))
         if conditions_met and not (params["wait_rollout"] and pending):
@@ -306,7 +341,7 @@ def run(module, client):
     operator_redis = operator.default_redis(operator.deployments(client)) if resources else None
     reports = [report(reader, r, operator_redis) for r in resources]
     findings = ["%s %s/%s: %s" % (r["kind"], r["namespace"], r["name"], f) for r in reports for f in r["findings"]]
-    return dict(changed=False, resources=reports, findings=findings)
+    return dict(changed=bool(replaced), resources=reports, findings=findings, replaced_pods=replaced)
 
 
 def main():
@@ -321,6 +356,7 @@ def main():
             reason=dict(type="str"),
         )),
         wait_rollout=dict(type="bool", default=False),
+        replace_stuck_pods=dict(type="bool", default=False),
         wait_timeout=dict(type="int", default=120),
     )
     run_module(argument_spec, run, mutually_exclusive=[("name", "names", "label_selector")])

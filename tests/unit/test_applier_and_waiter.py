@@ -116,3 +116,27 @@ def test_pod_troubles_tell_what_no_wait_ends_from_what_may_pass():
                      "pod b, container redis: CrashLoopBackOff: back-off 10s restarting failed container"]
     assert other == ["pod c, container redis: ErrImagePull: registry unavailable",
                      "pod e is not scheduled: 0/1 nodes are available: 1 Insufficient cpu."]
+
+
+def test_only_a_statefulsets_stuck_pods_of_an_earlier_revision_are_left_behind():
+    """What toolhive.k8s.status replace_stuck_pods deletes: a pod that cannot start on a revision the StatefulSet no
+    longer wants - never one of the current revision (that one is the wait's failure), a running one, or a
+    Deployment's (its controller replaces them)."""
+    def at(revision, name, waiting=None):
+        made = pod(name, waiting)
+        made["metadata"]["labels"] = {"app": "clock", "controller-revision-hash": revision}
+        return made
+
+    pods = [at("clock-bad", "clock-0", {"reason": "ImagePullBackOff"}), at("clock-bad", "clock-1"),
+            at("clock-good", "clock-2", {"reason": "CrashLoopBackOff"})]
+
+    class Pods:
+        def get(self, path, labelSelector=None):
+            assert path == "/api/v1/namespaces/n/pods" and labelSelector == "app=clock"
+            return {"items": pods}
+
+    sts = {"metadata": {"name": "clock", "namespace": "n"}, "spec": {"selector": {"matchLabels": {"app": "clock"}}},
+           "status": {"updateRevision": "clock-good", "currentRevision": "clock-bad"}}
+    left = waiter.stuck_on_an_earlier_revision(Pods(), "StatefulSet", sts)
+    assert [p["metadata"]["name"] for p in left] == ["clock-0"]
+    assert waiter.stuck_on_an_earlier_revision(Pods(), "Deployment", sts) == []

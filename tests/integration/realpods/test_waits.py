@@ -76,3 +76,15 @@ def test_a_server_redeployed_with_an_image_no_node_can_pull_fails_the_deploy_nam
     assert re.search(rf"a pod cannot start, so the rollout cannot end: MCPServer {fresh_namespace}/clock: pod clock-"
                      r"\S+, container \S+: (ImagePullBackOff|CrashLoopBackOff)", message), message[:3000]
     assert "timed out" not in message
+    # The fixed re-run converges without hands: the backend StatefulSet's pod stuck on the bad revision is one its
+    # controller never replaces (it waits for that pod to become Ready); the deploy's wait deletes it, and the
+    # controller makes it again at the fixed revision (toolhive.k8s.status replace_stuck_pods). It used to time out.
+    fixed = run_playbook(REPO / "playbooks" / "deploy.yml", extra_vars=dict(variables, mcpserver_wait_timeout=180))
+    assert fixed.returncode == 0, fixed.output[-3000:]
+    assert re.search(r"changed: \[localhost\] => \(item=MCPServer\)", fixed.output), fixed.output[-3000:]
+    backend = kubectl("get", "statefulset", "clock", "-n", fresh_namespace, "-o", "json")
+    assert backend["status"]["currentRevision"] == backend["status"]["updateRevision"], backend["status"]
+    assert backend["status"].get("readyReplicas") == 1, backend["status"]
+    pods = kubectl("get", "pods", "-n", fresh_namespace, "-l", f"controller-revision-hash={backend['status']['updateRevision']}",
+                   "-o", "json")["items"]
+    assert [c["image"] for p in pods for c in p["spec"]["containers"]] == [time_image]

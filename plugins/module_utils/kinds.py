@@ -29,9 +29,11 @@ SERVERS = {
         "app_label": "mcpserver",
         "workloads": {
             "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}"},
-            # Created by the proxy runner, not the operator, and labelled toolhive-name=NAME.
+            # Created by the proxy runner, not the operator, and labelled toolhive-name=NAME. The runner applies a
+            # changed spec.image only once its new pod starts: until the container runs spec.image, the
+            # StatefulSet's revision is the old spec's ("spec_image": the spec field its container's image is).
             "backend": {"kind": "StatefulSet", "field": "backendReplicas", "container": "mcp",
-                        "hpa": "{name}-backend"},
+                        "hpa": "{name}-backend", "spec_image": "image"},
         },
         "service": "mcp-{name}-proxy",
         "transport": "stdio",  # the CRD's default
@@ -70,6 +72,17 @@ API = {
 }
 
 PLURALS = {kind: plural for kind, (prefix, plural, namespaced) in API.items() if prefix == "/apis/" + GROUP}
+
+
+def follows_spec(kind, role, spec, workload_obj):
+    """Whether a workload's template already runs what the server's spec says, where the kinds table can tell (a
+    backend's image): a workload made by another program catches up with the spec later."""
+    field = SERVERS[kind]["workloads"][role].get("spec_image")
+    if not field or not (spec or {}).get(field):
+        return True
+    container = SERVERS[kind]["workloads"][role]["container"]
+    containers = (((workload_obj or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return any(c.get("name") == container and c.get("image") == spec[field] for c in containers)
 
 
 def roles_of(kind):

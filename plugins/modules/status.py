@@ -181,7 +181,7 @@ replaced_pods:
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
-from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import roles_of
+from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import follows_spec, roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
     CHECK_PODS_EVERY, READY, STUCK_FIX, Outage, current_pod_troubles, describe as describe_counts, pod_troubles,
@@ -225,11 +225,17 @@ def rollouts(client, resources):
         meta = resource["metadata"]
         for role in roles_of(resource["kind"]):
             workload = find_workload(reader, resource["kind"], meta["name"], meta["namespace"], role)
-            if not workload.exists or READY[workload.kind](workload.obj):
+            if not workload.exists:
+                continue
+            server = "%s %s/%s" % (resource["kind"], meta["namespace"], meta["name"])
+            if not follows_spec(resource["kind"], role, resource.get("spec"), workload.obj):
+                # Its pods are the old spec's: neither stuck for good nor left behind yet.
+                pending.append("%s: %s %s does not run the spec's image yet" % (server, workload.kind, workload.name))
+                continue
+            if READY[workload.kind](workload.obj):
                 continue
             blocked, other = current_pod_troubles(client, workload.kind, workload.obj)
             left_behind.extend(stuck_on_an_earlier_revision(client, workload.kind, workload.obj))
-            server = "%s %s/%s" % (resource["kind"], meta["namespace"], meta["name"])
             stuck.extend("%s: %s" % (server, sentence) for sentence in blocked)
             pending.append("%s: %s %s not rolled out (%s)%s" % (
                 server, workload.kind, workload.name, describe_counts(workload.obj),

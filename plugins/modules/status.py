@@ -70,7 +70,7 @@ options:
     description:
       - With O(wait_rollout), a StatefulSet pod that cannot start (a reason O(wait_rollout) names) on a revision
         other than the StatefulSet's current one is deleted, so that its controller makes it again at the current
-        revision. That is the forced rollback Kubernetes documents for a StatefulSet whose bad revision was fixed:
+        revision. That is the forced rollback Kubernetes documents for a StatefulSet whose bad revision was fixed;
         its controller waits for the broken pod to become Ready, which it never does, so a fixed re-run would not
         converge otherwise. Such a pod serves nothing. The only write of this module; in check mode it is named,
         not deleted (RV(replaced_pods)).

@@ -416,13 +416,15 @@ def sessions_lost_at(reader, server):
         return None
     host = storage["address"].rsplit(":", 1)[0].split(".")
     namespace = host[1] if len(host) > 1 else server["namespace"]
-    service = reader.get_or_none("/api/v1/namespaces/%s/services/%s"
-                                 % (path_segment(namespace, "address"), path_segment(host[0], "address")))
-    selector = ((service or {}).get("spec") or {}).get("selector") or {}
-    if not selector:
+    try:
+        service = reader.get_or_none("/api/v1/namespaces/%s/services/%s"
+                                     % (path_segment(namespace, "address"), path_segment(host[0], "address")))
+        selector = ((service or {}).get("spec") or {}).get("selector") or {}
+        pods = reader.get("/api/v1/namespaces/%s/pods" % path_segment(namespace, "address"))["items"] \
+            if selector else []
+    except (K8sError, ValueError):  # a Redis outside the cluster, or in a namespace this account may not read
         return None
-    pods = [p for p in reader.get("/api/v1/namespaces/%s/pods" % path_segment(namespace, "address"))["items"]
-            if all(((p["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())
+    pods = [p for p in pods if all(((p["metadata"].get("labels") or {}).get(k) == v) for k, v in selector.items())
             and not p["metadata"].get("deletionTimestamp")]
     if len(pods) != 1 or any(v.get("persistentVolumeClaim") for v in pods[0]["spec"].get("volumes") or []):
         return None  # Sentinel's replicas, or data on a volume: a restart need not lose it

@@ -240,7 +240,7 @@ servers:
           description: Why it was not checked.
           type: str
         started:
-          description: When its containers last started (RFC 3339), if it runs.
+          description: When the pod started (RFC 3339), if it runs.
           type: str
         answered:
           description: C(initialize) and C(tools/list) succeeded.
@@ -395,8 +395,9 @@ def pods_of(reader, workload):
         elif not running:
             waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in status.get("containerStatuses") or []]
             reason = "phase %s%s" % (status.get("phase"), "".join(", " + w for w in waiting if w))
+        # Since when the pod serves: its start, not its containers' (a session outlives a container restart).
         pods.append({"pod": pod["metadata"]["name"], "ready": ready, "running": running, "reason": reason,
-                     "started": container_started(pod) if running else None})
+                     "started": status.get("startTime") if running else None})
     return sorted(pods, key=lambda p: p["pod"])
 
 

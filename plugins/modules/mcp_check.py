@@ -215,8 +215,8 @@ servers:
       description: spec.sessionStorage (without the password reference), or null.
       type: dict
     sessions_lost:
-      description: When the server's Redis (one pod, no volume of its own) restarted after the server's pods had
-        started, forgetting every session opened before (C(redis) as C(namespace/service), C(at)); also a warning.
+      description: When the server's Redis (one pod, no volume of its own) restarted after the server's workload was
+        made, forgetting every session opened before (C(redis) as C(namespace/service), C(at)); also a warning.
         Informational - sessions opened since are served - so RV(ok) does not change. C(null) otherwise.
       type: dict
     service:
@@ -409,11 +409,11 @@ def container_started(pod):
 
 
 def sessions_lost_at(reader, server):
-    """When the server's Redis (one pod, no volume of its own) started after the server's pods did: the moment
-    every session opened before was lost, since such a Redis keeps nothing across a restart; else None."""
+    """When the server's Redis (one pod, no volume of its own) started after the server's workload was made: the
+    moment every session opened before was lost, since such a Redis keeps nothing across a restart; else None."""
     storage = server["session_storage"] or {}
-    started = [r["started"] for r in server["replicas"] if r.get("started")]
-    if storage.get("provider") != "redis" or not storage.get("address") or not started:
+    since = server.get("serving_since")
+    if storage.get("provider") != "redis" or not storage.get("address") or not since:
         return None
     host = storage["address"].rsplit(":", 1)[0].split(".")
     namespace = host[1] if len(host) > 1 else server["namespace"]
@@ -430,7 +430,7 @@ def sessions_lost_at(reader, server):
     if len(pods) != 1 or any(v.get("persistentVolumeClaim") for v in pods[0]["spec"].get("volumes") or []):
         return None  # Sentinel's replicas, or data on a volume: a restart need not lose it
     redis_started = container_started(pods[0])
-    if redis_started and redis_started > min(started):
+    if redis_started and redis_started > since:
         return {"redis": "%s/%s" % (namespace, host[0]), "at": redis_started}
     return None
 
@@ -521,6 +521,8 @@ def plan(reader, resource, params):
                              "shows its conditions." % server["workload"])
         return server
     server["desired"] = workload.spec_replicas
+    # Sessions may exist since the workload does: its pods may be replaced, and their containers restart.
+    server["serving_since"] = ((workload.obj or {}).get("metadata") or {}).get("creationTimestamp")
     if server["desired"] == 0:  # scaled to 0 on purpose: no replica ought to answer, and none is missing
         server.update(ok=True, skipped="scaled to 0", scaled_to_zero=True)
         return server

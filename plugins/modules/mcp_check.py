@@ -239,9 +239,6 @@ servers:
         reason:
           description: Why it was not checked.
           type: str
-        started:
-          description: When the pod started (RFC 3339), if it runs.
-          type: str
         answered:
           description: C(initialize) and C(tools/list) succeeded.
           type: bool
@@ -395,9 +392,7 @@ def pods_of(reader, workload):
         elif not running:
             waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in status.get("containerStatuses") or []]
             reason = "phase %s%s" % (status.get("phase"), "".join(", " + w for w in waiting if w))
-        # Since when the pod serves: its start, not its containers' (a session outlives a container restart).
-        pods.append({"pod": pod["metadata"]["name"], "ready": ready, "running": running, "reason": reason,
-                     "started": status.get("startTime") if running else None})
+        pods.append({"pod": pod["metadata"]["name"], "ready": ready, "running": running, "reason": reason})
     return sorted(pods, key=lambda p: p["pod"])
 
 
@@ -529,7 +524,7 @@ def plan(reader, resource, params):
     server["port"] = pod_port(workload, kind, port)
     for pod in pods_of(reader, workload):
         replica = {"pod": pod["pod"], "ready": pod["ready"], "running": pod["running"], "checked": False,
-                   "reason": pod["reason"], "answered": None, "session_served": None, "started": pod["started"]}
+                   "reason": pod["reason"], "answered": None, "session_served": None}
         if params["check_mode"] and pod["running"]:
             replica["reason"] = "check mode: no MCP request sent"
         server["replicas"].append(replica)

@@ -84,6 +84,10 @@ def pod_troubles(pods):
             if reason and reason not in ("ContainerCreating", "PodInitializing"):
                 sentence = "pod %s, container %s: %s%s" % (name, container.get("name"), reason, (
                     ": " + waiting["message"][:300]) if waiting.get("message") else "")
+                # Why it last stopped, in its own words (its termination message): a crash loop's cause.
+                said = (((container.get("lastState") or {}).get("terminated") or {}).get("message") or "").strip()
+                if said:
+                    sentence += " (it said: %s)" % said[:500]
                 (stuck if reason in STUCK else other).append(sentence)
         for condition in status.get("conditions") or []:
             if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
@@ -92,13 +96,33 @@ def pod_troubles(pods):
     return stuck, other
 
 
-def current_pod_troubles(client, kind, obj):
-    """pod_troubles of OBJ's current pods; nothing while they cannot be told from a rollout's old ones."""
+def current_pod_troubles(client, kind, obj, probes=False):
+    """pod_troubles of OBJ's current pods; nothing while they cannot be told from a rollout's old ones. With PROBES,
+    also why a running pod is not ready (failing_probes)."""
     selector = current_pods_selector(kind, obj)
     if selector is None:
         return [], []
-    path = "/api/v1/namespaces/%s/pods" % obj["metadata"]["namespace"]
-    return pod_troubles(client.get(path, labelSelector=selector).get("items", []))
+    namespace = obj["metadata"]["namespace"]
+    pods = client.get("/api/v1/namespaces/%s/pods" % namespace, labelSelector=selector).get("items", [])
+    stuck, other = pod_troubles(pods)
+    return stuck, other + (failing_probes(client, namespace, pods) if probes else [])
+
+
+def failing_probes(client, namespace, pods):
+    """One sentence per running pod of PODS that is not ready, with what its readiness probe last said (the
+    kubelet's Unhealthy event; a probe may print why, as the Redis pods' do in Sentinel mode)."""
+    unready = set(pod["metadata"]["name"] for pod in pods if (pod.get("status") or {}).get("phase") == "Running"
+                  and not any(c.get("type") == "Ready" and c.get("status") == "True"
+                              for c in pod["status"].get("conditions") or []))
+    if not unready:
+        return []
+    events = client.get("/api/v1/namespaces/%s/events" % namespace, fieldSelector="reason=Unhealthy").get("items", [])
+    said = {}
+    for event in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
+        name = (event.get("involvedObject") or {}).get("name")
+        if name in unready:
+            said[name] = (event.get("message") or "").strip()
+    return ["pod %s is not ready: %s" % (name, said.get(name, "no probe failure reported")[:300]) for name in sorted(unready)]
 
 
 def stuck_on_an_earlier_revision(client, kind, obj):
@@ -216,7 +240,7 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
         if waiting:
             states = []
             for name in waiting:
-                troubles = sum(current_pod_troubles(client, kind, seen[name]), []) if name in seen else []
+                troubles = sum(current_pod_troubles(client, kind, seen[name], probes=True), []) if name in seen else []
                 states.append("%s/%s (%s)%s" % (namespace, name, describe(seen[name]) if name in seen else "not created",
                                                 (": " + "; ".join(troubles)) if troubles else ""))
             raise K8sError("timed out after %ss waiting for %s to be ready: %s" % (timeout, kind, "; ".join(states)))

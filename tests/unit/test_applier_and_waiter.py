@@ -118,6 +118,15 @@ def test_pod_troubles_tell_what_no_wait_ends_from_what_may_pass():
                      "pod e is not scheduled: 0/1 nodes are available: 1 Insufficient cpu."]
 
 
+def test_a_crash_loop_is_told_with_what_the_container_last_said():
+    crashing = pod("redis-0", {"reason": "CrashLoopBackOff", "message": "back-off 20s"})
+    crashing["status"]["containerStatuses"][0]["lastState"] = {"terminated": {"exitCode": 1, "message": (
+        "this pod starts empty and would be the master (Sentinels), while other pods hold data\n")}}
+    stuck, _other = waiter.pod_troubles([crashing])
+    assert stuck == ["pod redis-0, container redis: CrashLoopBackOff: back-off 20s (it said: this pod starts empty "
+                     "and would be the master (Sentinels), while other pods hold data)"]
+
+
 def test_only_a_statefulsets_stuck_pods_of_an_earlier_revision_are_left_behind():
     """What toolhive.k8s.status replace_stuck_pods deletes: a pod that cannot start on a revision the StatefulSet no
     longer wants - never one of the current revision (that one is the wait's failure), a running one, or a
@@ -140,3 +149,26 @@ def test_only_a_statefulsets_stuck_pods_of_an_earlier_revision_are_left_behind()
     left = waiter.stuck_on_an_earlier_revision(Pods(), "StatefulSet", sts)
     assert [p["metadata"]["name"] for p in left] == ["clock-0"]
     assert waiter.stuck_on_an_earlier_revision(Pods(), "Deployment", sts) == []
+
+
+def test_a_running_pod_that_is_not_ready_is_told_with_what_its_probe_last_said():
+    def running(name, ready):
+        return {"metadata": {"name": name}, "status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False"}]}}
+
+    class Events:
+        def get(self, path, fieldSelector=None):
+            assert path == "/api/v1/namespaces/n/events" and fieldSelector == "reason=Unhealthy"
+            return {"items": [
+                {"involvedObject": {"name": "redis-1"}, "lastTimestamp": "2026-12-05T10:00:09Z",
+                 "message": "Readiness probe failed: Sentinel s-1 does not know this replica yet"},
+                {"involvedObject": {"name": "redis-1"}, "lastTimestamp": "2026-12-05T10:00:01Z",
+                 "message": "Readiness probe failed: Redis does not answer PING"},
+                {"involvedObject": {"name": "redis-0"}, "lastTimestamp": "2026-12-05T10:00:05Z",
+                 "message": "Readiness probe failed: earlier, now ready"}]}
+
+    told = waiter.failing_probes(Events(), "n", [running("redis-0", True), running("redis-1", False),
+                                                 running("redis-2", False)])
+    assert told == ["pod redis-1 is not ready: Readiness probe failed: Sentinel s-1 does not know this replica yet",
+                    "pod redis-2 is not ready: no probe failure reported"]
+    assert waiter.failing_probes(None, "n", [running("redis-0", True)]) == []  # no request when every pod is ready

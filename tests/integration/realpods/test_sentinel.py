@@ -9,6 +9,7 @@ The tests run in file order and share the deployment: the failovers move the mas
 restarts then have to find it where it moved to (never where it started).
 """
 import json
+import shlex
 import subprocess
 import threading
 import time
@@ -164,17 +165,22 @@ def deployed(run_playbook, kubectl, kubeconfig, fresh_namespace, images):
     print(f"\nthe redis role (sentinel mode, 3 Redis pods, 3 Sentinels) took {time.monotonic() - started:.1f}s")
     deployment = Sentinel(kubectl, fresh_namespace)
     deployment.kubeconfig = kubeconfig
+    start_client(deployment, images["redis"])
+    deployment.ready([CLIENT, *deployment.redis_pods, *deployment.sentinel_pods])
+    return deployment
+
+
+def start_client(deployment, image):
+    """The client pod: its own Redis image, the role's Secret in its environment."""
     secret = {"name": f"{NAME}-auth"}
     env = [{"name": var, "valueFrom": {"secretKeyRef": {**secret, "key": key}}}
            for var, key in (("SENTINEL_PASSWORD", "sentinel-password"), ("ACL_USERNAME", "acl-username"),
                             ("ACL_PASSWORD", "acl-password"), ("REDIS_PASSWORD", "password"))]
     env.append({"name": "REDIS_PODS", "value": " ".join(deployment.fqdn[p] for p in deployment.redis_pods)})
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": CLIENT, "namespace": fresh_namespace},
-           "spec": {"containers": [{"name": "client", "image": images["redis"], "command": ["sleep", "86400"],
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": CLIENT, "namespace": deployment.namespace},
+           "spec": {"containers": [{"name": "client", "image": image, "command": ["sleep", "86400"],
                                     "env": env}], "terminationGracePeriodSeconds": 0}}
-    kubectl("apply", "-f", "-", stdin=json.dumps(pod))
-    deployment.ready([CLIENT, *deployment.redis_pods, *deployment.sentinel_pods])
-    return deployment
+    deployment.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
 
 
 def test_three_sentinels_agree_on_the_master(deployed):
@@ -237,10 +243,10 @@ def test_every_readiness_probe_fails_with_a_wrong_password(deployed):
     assert wrong.returncode == 0 and "WRONGPASS" in wrong.stderr + wrong.stdout, wrong
     for pod in deployed.redis_pods + deployed.sentinel_pods:
         spec = deployed.kubectl("get", "pod", pod, "-n", deployed.namespace, "-o", "json")["spec"]
-        probe = spec["containers"][0]["readinessProbe"]["exec"]["command"]
-        assert probe[:2] == ["sh", "-c"], probe
-        assert deployed.exec(pod, probe[2], check=False).returncode == 0, (pod, probe)
-        failed = deployed.exec(pod, probe[2], check=False, env={"SENTINEL_PASSWORD": "wrong"})
+        probe = shlex.join(spec["containers"][0]["readinessProbe"]["exec"]["command"])
+        passed = deployed.exec(pod, probe, check=False)
+        assert passed.returncode == 0, (pod, probe, passed.stdout, passed.stderr)
+        failed = deployed.exec(pod, probe, check=False, env={"SENTINEL_PASSWORD": "wrong"})
         assert failed.returncode != 0, (pod, probe, failed.stdout, failed.stderr)
 
 

@@ -9,7 +9,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
@@ -48,13 +47,16 @@ STUCK = ("ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateCont
 STUCK_FIX = ("Fix the cause (the image's name and tag, the registry's credentials, the container's command or "
              "configuration) and run again")
 CHECK_PODS_EVERY = 10  # seconds: a pod's state changes nothing on its workload, so the wait looks at the pods too
-# The Deployment controller names the ReplicaSet of the current template in its Progressing condition.
-NEW_REPLICA_SET = re.compile(r'ReplicaSet "([^"]+)"')
+# The Deployment controller numbers its ReplicaSets: the one of the current template carries the Deployment's own
+# revision (a rollback to an earlier template renumbers that template's ReplicaSet). Its Progressing condition may
+# still name another ReplicaSet: the controller keeps the message while the condition's reason stays the same.
+REVISION = "deployment.kubernetes.io/revision"
 
 
-def current_pods_selector(kind, obj):
+def current_pods_selector(kind, obj, replica_sets=()):
     """The label selector of OBJ's pods at its current template (a rollout's new pods, not the old ones it
-    replaces), or None while the controller has not observed the object's generation or named its revision."""
+    replaces), or None while the controller has not observed the object's generation or named its revision.
+    For a Deployment, REPLICA_SETS are those its selector matches."""
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return None
@@ -62,12 +64,25 @@ def current_pods_selector(kind, obj):
     if kind == "StatefulSet":
         revision = status.get("updateRevision")
         return ",".join(labels + ["controller-revision-hash=" + revision]) if revision else None
-    progressing = [c for c in status.get("conditions") or [] if c.get("type") == "Progressing"]
-    named = NEW_REPLICA_SET.search(progressing[0].get("message") or "") if progressing else None
-    prefix = meta.get("name", "") + "-"
-    if not named or not named.group(1).startswith(prefix):
+    revision = (meta.get("annotations") or {}).get(REVISION)
+    current = [rs for rs in replica_sets
+               if any(owner.get("uid") == meta.get("uid") for owner in rs["metadata"].get("ownerReferences") or [])
+               and (rs["metadata"].get("annotations") or {}).get(REVISION) == revision]
+    template_hash = (current[0]["metadata"].get("labels") or {}).get("pod-template-hash") if revision and current else None
+    return ",".join(labels + ["pod-template-hash=" + template_hash]) if template_hash else None
+
+
+def current_pods(client, kind, obj):
+    """OBJ's pods at its current template (current_pods_selector), or None while they cannot be told."""
+    namespace, match = obj["metadata"]["namespace"], ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    replica_sets = []
+    if kind == "Deployment":
+        replica_sets = client.get("/apis/apps/v1/namespaces/%s/replicasets" % namespace, labelSelector=",".join(
+            "%s=%s" % item for item in sorted(match.items()))).get("items", [])
+    selector = current_pods_selector(kind, obj, replica_sets)
+    if selector is None:
         return None
-    return ",".join(labels + ["pod-template-hash=" + named.group(1)[len(prefix):]])
+    return client.get("/api/v1/namespaces/%s/pods" % namespace, labelSelector=selector).get("items", [])
 
 
 def pod_troubles(pods):
@@ -99,13 +114,11 @@ def pod_troubles(pods):
 def current_pod_troubles(client, kind, obj, probes=False):
     """pod_troubles of OBJ's current pods; nothing while they cannot be told from a rollout's old ones. With PROBES,
     also why a running pod is not ready (failing_probes)."""
-    selector = current_pods_selector(kind, obj)
-    if selector is None:
+    pods = current_pods(client, kind, obj)
+    if pods is None:
         return [], []
-    namespace = obj["metadata"]["namespace"]
-    pods = client.get("/api/v1/namespaces/%s/pods" % namespace, labelSelector=selector).get("items", [])
     stuck, other = pod_troubles(pods)
-    return stuck, other + (failing_probes(client, namespace, pods) if probes else [])
+    return stuck, other + (failing_probes(client, obj["metadata"]["namespace"], pods) if probes else [])
 
 
 def failing_probes(client, namespace, pods):

@@ -74,22 +74,37 @@ def test_a_statefulset_is_ready_when_every_pod_runs_the_update_revision():
     assert not waiter.statefulset_ready(rollout("StatefulSet", ready=2))
 
 
-def workload(kind, generation=2, observed=2, **status):
-    return {"metadata": {"name": "redis", "namespace": "ns", "generation": generation},
+def workload(kind, generation=2, observed=2, revision="3", **status):
+    return {"metadata": {"name": "redis", "namespace": "ns", "generation": generation, "uid": "u-1",
+                         "annotations": {"deployment.kubernetes.io/revision": revision}},
             "spec": {"selector": {"matchLabels": {"app": "redis", "tier": "cache"}}},
             "status": dict(observedGeneration=observed, **status)}
 
 
+def replica_set(template_hash, revision, owner="u-1"):
+    return {"metadata": {"name": "redis-" + template_hash, "labels": {"pod-template-hash": template_hash},
+                         "annotations": {"deployment.kubernetes.io/revision": revision},
+                         "ownerReferences": [{"kind": "Deployment", "uid": owner}]}}
+
+
 def test_the_current_pods_of_a_rollout_are_those_of_its_new_revision():
-    progressing = [{"type": "Progressing", "message": 'ReplicaSet "redis-6d4cf56db6" is progressing.'}]
-    assert waiter.current_pods_selector("Deployment", workload("Deployment", conditions=progressing)) == \
+    sets = [replica_set("6d4cf56db6", "3"), replica_set("5b8f9c7d44", "2")]
+    assert waiter.current_pods_selector("Deployment", workload("Deployment"), sets) == \
         "app=redis,tier=cache,pod-template-hash=6d4cf56db6"
     assert waiter.current_pods_selector("StatefulSet", workload("StatefulSet", updateRevision="redis-7f9")) == \
         "app=redis,tier=cache,controller-revision-hash=redis-7f9"
-    # Not yet known: the controller has not seen the new spec, or names no ReplicaSet of this Deployment.
-    assert waiter.current_pods_selector("Deployment", workload("Deployment", observed=1, conditions=progressing)) is None
-    assert waiter.current_pods_selector("Deployment", workload("Deployment", conditions=[
-        {"type": "Progressing", "message": 'ReplicaSet "other-6d4cf56db6" is progressing.'}])) is None
+    # A rollback to an earlier template: the controller renumbers that template's ReplicaSet, whatever its
+    # Progressing condition still names (seen: the bad template's ReplicaSet, whose pod could not pull).
+    rolled_back = workload("Deployment", revision="4", conditions=[
+        {"type": "Progressing", "reason": "ReplicaSetUpdated", "message": 'ReplicaSet "redis-6d4cf56db6" is progressing.'}])
+    assert waiter.current_pods_selector("Deployment", rolled_back, [replica_set("6d4cf56db6", "3"),
+                                                                    replica_set("5b8f9c7d44", "4")]) == \
+        "app=redis,tier=cache,pod-template-hash=5b8f9c7d44"
+    # Not yet known: the controller has not seen the new spec, or has not numbered the ReplicaSet of this
+    # Deployment (another Deployment's, with the same labels, does not count).
+    assert waiter.current_pods_selector("Deployment", workload("Deployment", observed=1), sets) is None
+    assert waiter.current_pods_selector("Deployment", workload("Deployment", revision="4"), sets) is None
+    assert waiter.current_pods_selector("Deployment", workload("Deployment"), [replica_set("6d4cf56db6", "3", "u-2")]) is None
     assert waiter.current_pods_selector("StatefulSet", workload("StatefulSet")) is None
 
 

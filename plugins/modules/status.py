@@ -16,7 +16,7 @@ description:
     Redis, an HPA fighting C(spec.replicas), an over-scaled stdio server, ClientIP affinity with several replicas,
     a C(keyPrefix) without C(:)).
   - With O(wait_for), waits until every resource has the expected conditions; on timeout it fails naming the
-    conditions it saw.
+    conditions it saw. With O(wait_rollout), waits until what runs is the current spec.
   - Reads only; never changes anything.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
@@ -57,10 +57,13 @@ options:
         type: str
   wait_rollout:
     description:
-      - With O(wait_for), also wait until each resource's workloads (the gateway's or proxy's Deployment, an
-        MCPServer's backend StatefulSet once it exists) are rolled out at their current spec - every pod updated and
-        ready - so that a change just applied is running, not only observed by the operator while the old pods
-        serve.
+      - Wait until each resource's workloads (the gateway's or proxy's Deployment, an MCPServer's backend StatefulSet
+        once it exists) are rolled out at their current spec - every pod updated and ready - so that a change just
+        applied is running, not only observed by the operator while the old pods serve.
+      - Without O(wait_for), the operator must also have observed each resource's current generation (its
+        C(status.observedGeneration)), and every workload must exist. That is a wait for what runs, not for the operator's
+        word (a VirtualMCPServer's C(Ready) follows its backends' health checks, about a minute after its gateway
+        serves), so a deploy whose MCP check follows need not wait for it.
       - A pod of a workload's current revision that cannot start (C(ImagePullBackOff), C(CrashLoopBackOff),
         C(InvalidImageName), C(CreateContainerConfigError)) fails the task at once, naming the pod, the reason and the
         kubelet's message; on timeout the pods' waiting reasons and the scheduler's messages are named.
@@ -77,7 +80,7 @@ options:
     type: bool
     default: false
   wait_timeout:
-    description: Seconds to wait for O(wait_for).
+    description: Seconds to wait for O(wait_for) and O(wait_rollout).
     type: int
     default: 120
 seealso:
@@ -96,6 +99,14 @@ EXAMPLES = r"""
         status: "False"
         reason: SessionStorageConfigured
   register: gateway
+
+- name: Wait until what runs is the gateway's current spec (not for the operator's delayed Ready)
+  toolhive.k8s.status:
+    kind: VirtualMCPServer
+    name: gateway
+    namespace: toolhive
+    wait_rollout: true
+    wait_timeout: 300
 
 - name: Show what will hurt
   ansible.builtin.debug:
@@ -215,19 +226,37 @@ def describe(expected):
     return text
 
 
-def rollouts(client, resources):
+def unobserved(resource):
+    """A sentence when the operator has not observed the resource's current generation yet (its workloads may
+    still be the previous spec's), else None."""
+    meta, status = resource["metadata"], resource.get("status") or {}
+    observed = status.get("observedGeneration")
+    if observed is None or observed >= meta.get("generation", 0):
+        return None
+    return "%s %s/%s: the operator has observed generation %s, not %s yet" % (
+        resource["kind"], meta["namespace"], meta["name"], observed, meta.get("generation"))
+
+
+def rollouts(client, resources, require_workloads=False):
     """(pending, stuck, left_behind): sentences on the resources' workloads not rolled out at their current spec,
     with what their current pods wait for, and on current pods that cannot start; and the StatefulSet pods stuck on
-    an earlier revision. A workload not created yet is the operator's to make (its Ready condition waits for it),
-    not this wait's."""
+    an earlier revision. Under REQUIRE_WORKLOADS (no condition is waited for) a resource whose generation the
+    operator has not observed, or a workload not created yet, is pending; otherwise the operator's Ready condition,
+    waited for with it, covers them."""
     reader, pending, stuck, left_behind = ReadCache(client), [], [], []
     for resource in resources:
         meta = resource["metadata"]
+        server = "%s %s/%s" % (resource["kind"], meta["namespace"], meta["name"])
+        not_observed = unobserved(resource) if require_workloads else None
+        if not_observed:
+            pending.append(not_observed)
+            continue
         for role in roles_of(resource["kind"]):
             workload = find_workload(reader, resource["kind"], meta["name"], meta["namespace"], role)
             if not workload.exists:
+                if require_workloads:
+                    pending.append("%s: its %s %s is not created yet" % (server, workload.kind, workload.name))
                 continue
-            server = "%s %s/%s" % (resource["kind"], meta["namespace"], meta["name"])
             if not follows_spec(resource["kind"], role, resource.get("spec"), workload.obj):
                 # Its pods are the old spec's: neither stuck for good nor left behind yet.
                 pending.append("%s: %s %s does not run the spec's image yet" % (server, workload.kind, workload.name))
@@ -300,18 +329,20 @@ def fetch(client, params):
 def run(module, client):
     params = module.params
     expectations = params["wait_for"] or []
+    waits = bool(expectations) or params["wait_rollout"]
     deadline = time.time() + params["wait_timeout"]
     failures, what = Outage(), "the %ss in %s" % (params["kind"], params["namespace"])
     pods_checked, replaced = 0, []
     while True:
         # A restarting or throttling API server is asked again, within the outage bound.
-        resources = failures.read(lambda: fetch(client, params), deadline if expectations else None, what)
+        resources = failures.read(lambda: fetch(client, params), deadline if waits else None, what)
         waiting = {r["metadata"]["name"]: unmet(r, expectations) for r in resources}
         waiting = {name: missing for name, missing in waiting.items() if missing}
-        conditions_met = not expectations or (resources and not waiting)
+        conditions_met = not waits or (resources and not waiting)
         pending = []
-        if expectations and params["wait_rollout"] and (conditions_met or time.time() - pods_checked >= CHECK_PODS_EVERY):
-            pending, stuck, left_behind = failures.read(lambda: rollouts(client, resources), deadline, what)
+        if params["wait_rollout"] and (conditions_met or time.time() - pods_checked >= CHECK_PODS_EVERY):
+            pending, stuck, left_behind = failures.read(
+                lambda: rollouts(client, resources, require_workloads=not expectations), deadline, what)
             pods_checked = time.time()
             if params["replace_stuck_pods"] and left_behind:
                 replaced += replace(client, left_behind, module.check_mode)

@@ -3,7 +3,7 @@ import pytest
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.modules.autoscale import contains
-from ansible_collections.toolhive.k8s.plugins.modules.status import condition_matches
+from ansible_collections.toolhive.k8s.plugins.modules.status import condition_matches, unobserved
 
 REDIS = {"provider": "redis", "address": "r:6379", "keyPrefix": "a:"}
 
@@ -147,3 +147,13 @@ def test_the_default_is_read_from_the_operators_env():
     from_map = operator.default_redis([operator_deployment([{"name": "TOOLHIVE_DEFAULT_REDIS_ADDR", "valueFrom": {
         "configMapKeyRef": {"name": "redis", "key": "addr"}}}])])
     assert from_map["address"] == "(from ConfigMap redis, key addr)" and from_map["secret_name"] is None
+
+
+def test_a_generation_the_operator_has_not_observed_is_named():
+    def gateway(generation, observed):
+        return {"kind": "VirtualMCPServer", "metadata": {"name": "gw", "namespace": "t", "generation": generation},
+                "status": {} if observed is None else {"observedGeneration": observed}}
+    assert unobserved(gateway(3, 2)) == "VirtualMCPServer t/gw: the operator has observed generation 2, not 3 yet"
+    assert unobserved(gateway(3, 3)) is None
+    # An operator that does not report it is not waited for forever.
+    assert unobserved(gateway(3, None)) is None

@@ -173,3 +173,21 @@ def test_the_backend_statefulset_the_proxy_runner_creates_is_found(module, mcpse
                     allow_without_session_storage=True, wait_timeout=60)
     assert not scaled.failed, scaled.output
     assert scaled["workload"]["kind"] == "StatefulSet" and get("statefulset", name)["spec"]["replicas"] == 2
+
+
+def test_status_waits_for_what_runs_without_a_condition(module, vmcp, apply, namespace):
+    """wait_rollout alone (the deploy's wait for a VirtualMCPServer when its MCP check follows): the operator has
+    observed the current generation and every workload exists, rolled out."""
+    name = vmcp()
+    done = module("status", kind="VirtualMCPServer", name=name, namespace=namespace, wait_rollout=True, wait_timeout=60)
+    assert not done.failed, done.output
+    assert done["resources"][0]["workloads"]["vmcp"]["ready"] >= 1
+    # The control: a VirtualMCPServer whose group does not exist gets no Deployment, and the wait says so (it used
+    # to return at once: wait_rollout did nothing without wait_for).
+    apply({"apiVersion": API, "kind": "VirtualMCPServer", "metadata": {"name": "lonely"},
+           "spec": {"groupRef": {"name": "missing"}, "incomingAuth": {"type": "anonymous"}}})
+    waited = module("status", kind="VirtualMCPServer", name="lonely", namespace=namespace, wait_rollout=True,
+                    wait_timeout=5)
+    assert waited.failed and "timed out after 5s waiting for the rollouts" in waited["msg"], waited.output
+    assert f"VirtualMCPServer {namespace}/lonely: its Deployment lonely is not created yet" in waited["msg"] or \
+        f"VirtualMCPServer {namespace}/lonely: the operator has observed generation" in waited["msg"], waited["msg"]

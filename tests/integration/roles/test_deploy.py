@@ -194,6 +194,10 @@ def test_a_check_the_api_server_cannot_run_is_a_warning_not_a_failure(run_playbo
     output = " ".join(result.output.split())  # warnings are wrapped to the terminal's width
     assert "the MCP check could not run: the API server cannot reach the pods" in output, result.output[-4000:]
     assert "no route to host" in output and "Fix: allow the control plane to reach the pods' ports" in output
+    # The deploy waited for the gateway's rollout only, the check being to follow: without the check's word, the
+    # operator's Ready is waited for.
+    assert re.search(r"TASK \[Wait for the gateways' Ready where the MCP check could not run\] \**\nok: \[localhost\]",
+                     result.output), result.output[-4000:]
     status = run_playbook("playbooks/status.yml", extra_vars={"toolhive_namespace": ns, "toolhive_mcp_check": True})
     report = " ".join(status.output.split())
     assert recap(status.output)["failed"] == 0, status.output[-4000:]

@@ -107,6 +107,7 @@ def test_a_master_restarted_while_no_sentinel_runs_waits_for_them_and_loses_noth
     wait_until("every Sentinel pod to be gone", lambda: not deployment.kubectl(
         "get", "pods", "-n", deployment.namespace, "-l", "app.kubernetes.io/name=redis-sentinel", "-o", "json")
         ["items"], timeout=120)
+
     def restarts():
         pod = deployment.kubectl("get", "pod", master, "-n", deployment.namespace, "-o", "json")
         return pod["status"]["containerStatuses"][0]["restartCount"]

@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
-from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
 
 WORKERS = 8
@@ -30,21 +29,19 @@ def ref(manifest):
     return "%s %s/%s" % (manifest.get("kind"), meta.get("namespace"), meta.get("name"))
 
 
-def collection_path(manifest, namespace=None):
+def collection_path(manifest, namespace=None, name=None):
+    """The path of the manifest's collection (in NAMESPACE, else its own), or of the object NAME in it."""
     kind = manifest.get("kind")
-    if kind not in kinds.API:
+    if kind not in kinds.APPLIED:
         raise K8sError("%s: kind %s is not one this collection writes" % (ref(manifest), kind))
-    prefix, plural, namespaced = kinds.API[kind]
-    if prefix.startswith("/apis/" + kinds.GROUP):
-        prefix = "/apis/" + manifest["apiVersion"]
-    if not namespaced:
-        return "%s/%s" % (prefix, plural)
-    return "%s/namespaces/%s/%s" % (prefix, path_segment(namespace or manifest["metadata"]["namespace"],
-                                                         "metadata.namespace"), plural)
+    # A namespaced kind without a namespace is refused by path_segment (''), never read as every namespace.
+    where = (namespace or manifest["metadata"].get("namespace") or "") if kinds.API[kind][2] else None
+    return kinds.path(kind, where, name, api_version=manifest["apiVersion"].split("/")[-1],
+                      fields=("metadata.namespace", "metadata.name"))
 
 
 def object_path(manifest):
-    return collection_path(manifest) + "/" + path_segment(manifest["metadata"]["name"], "metadata.name")
+    return collection_path(manifest, name=manifest["metadata"].get("name") or "")
 
 
 def _comparable(obj):
@@ -84,7 +81,7 @@ class Applier:
 
         Every namespace is read before any is created: one being deleted refuses the run before anything is
         written, since the API server would refuse every object in it and a wait would only time out."""
-        live = {name: self.client.get_or_none("/api/v1/namespaces/" + path_segment(name, "namespace"))
+        live = {name: self.client.get_or_none(kinds.path("Namespace", name=name, fields=("namespace", "namespace")))
                 for name in names}
         terminating = ["%s (deleted at %s)" % (name, obj["metadata"]["deletionTimestamp"])
                        for name, obj in live.items() if obj and obj.get("metadata", {}).get("deletionTimestamp")]
@@ -98,8 +95,8 @@ class Applier:
                 continue
             if not self.check_mode:
                 try:
-                    self.client.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                                              "metadata": {"name": name}})
+                    self.client.create(kinds.path("Namespace"), {"apiVersion": "v1", "kind": "Namespace",
+                                                                 "metadata": {"name": name}})
                 except K8sError as exc:
                     if exc.status != 409:  # created by someone else meanwhile: it exists, as wanted
                         raise

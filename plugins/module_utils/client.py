@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import values
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, connection_error
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused, connection_error
 
 # Every write of the collection carries this field manager, the one its roles apply with.
 FIELD_MANAGER = "toolhive.k8s"
@@ -483,6 +483,8 @@ def run_module(argument_spec, run, **kwargs):
     client = client_from_module(module)
     try:
         module.exit_json(**run(module, client))
+    except Refused as exc:
+        module.fail_json(msg=str(exc), **exc.fields)
     except K8sError as exc:
         module.fail_json(msg=str(exc), status=exc.status)
     except ValueError as exc:  # a path builder refused a name (values.path_segment)

@@ -18,6 +18,15 @@ HINTS = {
 }
 
 
+class Refused(Exception):
+    """What a module will not do, and why: raised by its helpers, failed by client.run_module with FIELDS as the
+    failure's return values (helpers raise; only the top level fails)."""
+
+    def __init__(self, message, **fields):
+        super(Refused, self).__init__(message)
+        self.fields = fields
+
+
 class K8sError(Exception):
     """An API call that failed, with a message a person can act on."""
 

@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
+
 GROUP = "toolhive.stacklok.dev"
 
 SERVERS = {
@@ -52,7 +54,8 @@ SERVERS = {
     },
 }
 
-# kind: (API prefix, plural, namespaced). The ToolHive kinds take their version from the manifest.
+# kind: (API prefix, plural, namespaced). The ToolHive kinds take their version from the manifest (or the
+# api_version option). Every API path is built from this table, by path().
 API = {
     "Namespace": ("/api/v1", "namespaces", False),
     "ConfigMap": ("/api/v1", "configmaps", True),
@@ -69,7 +72,37 @@ API = {
     "MCPRemoteProxy": ("/apis/" + GROUP, "mcpremoteproxies", True),
     "MCPGroup": ("/apis/" + GROUP, "mcpgroups", True),
     "MCPExternalAuthConfig": ("/apis/" + GROUP, "mcpexternalauthconfigs", True),
+    # Read, waited on or deleted, never applied (NOT_APPLIED).
+    "Pod": ("/api/v1", "pods", True),
+    "Event": ("/api/v1", "events", True),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
+    "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
 }
+NOT_APPLIED = ("Pod", "Event", "ReplicaSet", "CustomResourceDefinition")
+# The kinds a manifest given to toolhive.k8s.apply may hold.
+APPLIED = tuple(kind for kind in API if kind not in NOT_APPLIED)
+
+
+def path(kind, namespace=None, name=None, subresource=None, api_version="v1beta1", port=None,
+         fields=("namespace", "name")):
+    """The API path of KIND's collection (in NAMESPACE; across all namespaces without one), or of the object NAME
+    (NAME:PORT for the API server's proxy to a pod or Service) and its SUBRESOURCE. The ToolHive kinds live at
+    API_VERSION. Every namespace and name passes values.path_segment first: no value can walk the API (../, /,
+    %2F); a refused one raises ValueError naming it as FIELDS (the user's words for the namespace and the name)."""
+    prefix, plural, namespaced = API[kind]
+    if prefix == "/apis/" + GROUP:
+        prefix += "/" + api_version
+    parts = [prefix]
+    if namespaced and namespace is not None:
+        parts += ["namespaces", path_segment(namespace, fields[0])]
+    parts.append(plural)
+    if name is not None:
+        segment = path_segment(name, fields[1])
+        parts.append(segment if port is None else "%s:%d" % (segment, port))
+    if subresource:
+        parts.append(subresource)
+    return "/".join(parts)
+
 
 PLURALS = {kind: plural for kind, (prefix, plural, namespaced) in API.items() if prefix == "/apis/" + GROUP}
 

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 
 SELECTOR = "app.kubernetes.io/name=toolhive-operator"  # the Helm chart's selector label
@@ -22,7 +23,7 @@ def deployments(client):
     """The operator Deployments of the cluster; [] when listing Deployments cluster-wide is not allowed (a
     namespaced AWX role) or there is none (an operator run outside the cluster)."""
     try:
-        return client.get("/apis/apps/v1/deployments", labelSelector=SELECTOR).get("items", [])
+        return client.get(kinds.path("Deployment"), labelSelector=SELECTOR).get("items", [])
     except K8sError as exc:
         if exc.status not in (401, 403, 404):
             raise

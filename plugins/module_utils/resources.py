@@ -15,40 +15,19 @@ import time
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, PLURALS
-from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import OUTAGE, Outage
-
-WORKLOAD_PLURALS = {kind: kinds.API[kind][1] for kind in ("Deployment", "StatefulSet")}
-
-
-# Every name and namespace passes values.path_segment before it becomes part of a path:
-# no value can walk the API (../, /, %2F).
-def _segments(namespace, name):
-    path_segment(namespace, "namespace")
-    if name:
-        path_segment(name, "name")
 
 
 def cr_path(kind, namespace, name=None, api_version="v1beta1"):
-    _segments(namespace, name)
-    path = "/apis/%s/%s/namespaces/%s/%s" % (GROUP, api_version, namespace, PLURALS[kind])
-    return path + "/" + name if name else path
+    return kinds.path(kind, namespace, name, api_version=api_version)
 
 
 def workload_path(kind, namespace, name=None, subresource=None):
-    _segments(namespace, name)
-    path = "/apis/apps/v1/namespaces/%s/%s" % (namespace, WORKLOAD_PLURALS[kind])
-    if name:
-        path += "/" + name
-    if subresource:
-        path += "/" + subresource
-    return path
+    return kinds.path(kind, namespace, name, subresource)
 
 
 def hpa_path(namespace, name=None):
-    _segments(namespace, name)
-    path = "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers" % namespace
-    return path + "/" + name if name else path
+    return kinds.path("HorizontalPodAutoscaler", namespace, name)
 
 
 def get_resource(client, kind, name, namespace, api_version="v1beta1"):
@@ -57,8 +36,7 @@ def get_resource(client, kind, name, namespace, api_version="v1beta1"):
     except K8sError as exc:
         if exc.status == 404:
             if exc.details.get("name") == name or "not found" in str(exc):
-                crd = client.get_or_none("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s.%s"
-                                         % (PLURALS[kind], GROUP))
+                crd = client.get_or_none(kinds.path("CustomResourceDefinition", name="%s.%s" % (PLURALS[kind], GROUP)))
                 if crd is None:
                     raise K8sError(crds_missing_message([kind]), status=404)
                 raise K8sError("%s %s/%s does not exist: check the name and the namespace"

@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import operator
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, operator
 
 OLDEST = (0, 44, 0)  # the oldest release every test has run against (docs/toolhive-versions.md)
 NEWEST = (0, 66, 0)  # the newest release whose CRDs validate every rendered manifest (tests/newest_crds)
@@ -177,8 +177,7 @@ def operator_release(client, crds, operator_deployments=None):
                         source="Deployment %s/%s" % (meta.get("namespace"), meta.get("name")))
     for _release, plural, _path in CRD_MARKERS:
         if plural not in crds:
-            crds[plural] = client.get_or_none(
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s.toolhive.stacklok.dev" % plural)
+            crds[plural] = client.get_or_none(kinds.path("CustomResourceDefinition", name="%s.%s" % (plural, kinds.GROUP)))
     release, marker = release_from_crds(crds)
     return dict(release=release, exact=False, marker=marker, source="its CRDs")
 

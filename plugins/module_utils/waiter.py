@@ -77,12 +77,12 @@ def current_pods(client, kind, obj):
     namespace, match = obj["metadata"]["namespace"], ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     replica_sets = []
     if kind == "Deployment":
-        replica_sets = client.get("/apis/apps/v1/namespaces/%s/replicasets" % namespace, labelSelector=",".join(
+        replica_sets = client.get(kinds.path("ReplicaSet", namespace), labelSelector=",".join(
             "%s=%s" % item for item in sorted(match.items()))).get("items", [])
     selector = current_pods_selector(kind, obj, replica_sets)
     if selector is None:
         return None
-    return client.get("/api/v1/namespaces/%s/pods" % namespace, labelSelector=selector).get("items", [])
+    return client.get(kinds.path("Pod", namespace), labelSelector=selector).get("items", [])
 
 
 def pod_troubles(pods):
@@ -129,7 +129,7 @@ def failing_probes(client, namespace, pods):
                               for c in pod["status"].get("conditions") or []))
     if not unready:
         return []
-    events = client.get("/api/v1/namespaces/%s/events" % namespace, fieldSelector="reason=Unhealthy").get("items", [])
+    events = client.get(kinds.path("Event", namespace), fieldSelector="reason=Unhealthy").get("items", [])
     said = {}
     for event in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
         name = (event.get("involvedObject") or {}).get("name")
@@ -148,7 +148,7 @@ def stuck_on_an_earlier_revision(client, kind, obj):
         return []
     match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     labels = ",".join("%s=%s" % item for item in sorted(match.items()))
-    pods = client.get("/api/v1/namespaces/%s/pods" % obj["metadata"]["namespace"], labelSelector=labels).get("items", [])
+    pods = client.get(kinds.path("Pod", obj["metadata"]["namespace"]), labelSelector=labels).get("items", [])
     return [pod for pod in pods
             if (pod["metadata"].get("labels") or {}).get("controller-revision-hash") not in (None, revision)
             and pod_troubles([pod])[0]]
@@ -220,8 +220,7 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
     for kind, namespace, name in wanted:
         by_collection.setdefault((kind, namespace), set()).add(name)
     for (kind, namespace), names in sorted(by_collection.items()):
-        prefix, plural = kinds.API[kind][:2]
-        path = "%s/namespaces/%s/%s" % (prefix, namespace, plural)
+        path = kinds.path(kind, namespace)
         seen, failures = {}, Outage(outage)
         while True:
             try:

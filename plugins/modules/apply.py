@@ -129,7 +129,7 @@ applied:
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, values
 from ansible_collections.toolhive.k8s.plugins.module_utils.applier import Applier, ApplyError, shown
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import READY, wait_ready
 
 
@@ -145,9 +145,9 @@ def present(module, applier, params):
         results = applier.apply(resources, absent_namespaces=created_namespaces if module.check_mode else ())
     except ApplyError as exc:
         done = ["namespace %s created" % n for n in created_namespaces] + exc.done
-        module.fail_json(msg="%s.%s" % (exc, (" Already applied by this task (it stands): %s." % "; ".join(done))
-                                        if done else " This task had applied nothing."),
-                         applied=done, status=exc.status)
+        raise Refused("%s.%s" % (exc, (" Already applied by this task (it stands): %s." % "; ".join(done))
+                                 if done else " This task had applied nothing."),
+                      applied=done, status=exc.status)
     turned_off = [r for r in applier.delete(params["turned_off"]) if r["action"] == "deleted"] if params["turned_off"] else []
     by_action = {a: [r["ref"] for r in results if r["action"] == a] for a in ("created", "updated", "unchanged")}
     by_action["deleted"] = [r["ref"] for r in turned_off]
@@ -159,8 +159,8 @@ def present(module, applier, params):
         except K8sError as exc:
             done = ["namespace %s created" % n for n in created_namespaces] + [
                 r["ref"] + " " + r["action"] for r in results if r["action"] != "unchanged"]
-            module.fail_json(msg="%s.%s" % (exc, (" Already applied by this task (it stands): %s." % "; ".join(done))
-                                            if done else ""), applied=done, status=exc.status)
+            raise Refused("%s.%s" % (exc, (" Already applied by this task (it stands): %s." % "; ".join(done))
+                                     if done else ""), applied=done, status=exc.status)
     result = dict(changed=changed, namespaces_created=created_namespaces, **by_action)
     if module._diff:
         result["diff"] = diffs(results) + [{"before_header": r["ref"], "before": shown(r.get("before")), "after": {}}
@@ -186,9 +186,9 @@ def refused(resources):
     for index, manifest in enumerate(resources):
         meta = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
         where = "resources[%d] (%s %s)" % (index, values.shown(manifest.get("kind"), 40), values.shown(meta.get("name"), 40))
-        if manifest.get("kind") not in kinds.API or not isinstance(manifest.get("apiVersion"), str):
+        if manifest.get("kind") not in kinds.APPLIED or not isinstance(manifest.get("apiVersion"), str):
             problems.append(where + ": kind and apiVersion must name a kind this collection writes (%s)"
-                            % ", ".join(sorted(kinds.API)))
+                            % ", ".join(sorted(kinds.APPLIED)))
             continue
         checks = [("namespace", values.namespace)] if kinds.API[manifest["kind"]][2] else []
         if meta.get("name") is not None or not meta.get("labels"):
@@ -204,8 +204,8 @@ def run(module, client):
     params = module.params
     problems = refused(params["resources"] + params["turned_off"])
     if problems:
-        module.fail_json(msg="%d object(s) refused before any write:\n- %s" % (len(problems), "\n- ".join(problems)),
-                         problems=problems)
+        raise Refused("%d object(s) refused before any write:\n- %s" % (len(problems), "\n- ".join(problems)),
+                      problems=problems)
     applier = Applier(client, check_mode=module.check_mode)
     return (present if params["state"] == "present" else absent)(module, applier, params)
 

@@ -139,6 +139,7 @@ command:
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, find_workload, get_resource, hpa_path, hpa_summary, wait_for_workload)
 
@@ -193,13 +194,13 @@ def validate(module):
     params = module.params
     if params["state"] == "present":
         if params["max_replicas"] is None:
-            module.fail_json(msg="max_replicas is required with state: present")
+            raise Refused("max_replicas is required with state: present")
         if params["min_replicas"] < 1 or params["max_replicas"] < params["min_replicas"]:
-            module.fail_json(msg="need 1 <= min_replicas <= max_replicas, got min_replicas=%d max_replicas=%d"
-                                 % (params["min_replicas"], params["max_replicas"]))
+            raise Refused("need 1 <= min_replicas <= max_replicas, got min_replicas=%d max_replicas=%d"
+                          % (params["min_replicas"], params["max_replicas"]))
         for option in ("cpu_percent", "memory_percent"):
             if params[option] is not None and params[option] < 1:
-                module.fail_json(msg="%s must be a positive percentage, got %d" % (option, params[option]))
+                raise Refused("%s must be a positive percentage, got %d" % (option, params[option]))
 
 
 def absent(module, client, workload):
@@ -221,14 +222,14 @@ def present(module, client, resource, workload):
     spec = resource.get("spec") or {}
     where = guards.label(kind, namespace, params["name"]) + ": "
     if guards.is_stdio(kind, spec):
-        module.fail_json(msg=where + "refusing to autoscale a stdio server: the operator keeps it at one replica "
-                                     "and would fight the HPA. Fix: switch to transport streamable-http to scale it")
+        raise Refused(where + "refusing to autoscale a stdio server: the operator keeps it at one replica "
+                              "and would fight the HPA. Fix: switch to transport streamable-http to scale it")
     field = guards.field_for_target(kind, params["target"])
     release = spec.get(field) is not None
     if release and not params["release_replicas"]:
-        module.fail_json(msg=where + "spec.%s=%s is set, so the operator would reset whatever count the HPA picks. "
-                                     "Fix: set release_replicas: true to remove spec.%s from the resource, or remove "
-                                     "it yourself" % (field, spec[field], field))
+        raise Refused(where + "spec.%s=%s is set, so the operator would reset whatever count the HPA picks. "
+                              "Fix: set release_replicas: true to remove spec.%s from the resource, or remove "
+                              "it yourself" % (field, spec[field], field))
     if not guards.has_redis(spec) and not guards.uses_operator_redis(
             kind, spec, operator.default_redis(operator.deployments(client))):
         module.warn(where + "no Redis session storage: with more than one replica each pod keeps its own sessions. "
@@ -240,9 +241,9 @@ def present(module, client, resource, workload):
     if existing is not None and not contains(existing.get("spec"), wanted):
         owner = existing["spec"].get("scaleTargetRef", {})
         if (owner.get("kind"), owner.get("name")) != (workload.kind, workload.name):
-            module.fail_json(msg="HPA %s/%s exists and targets %s %s, not %s %s; remove it or pick another workload"
-                                 % (namespace, name, owner.get("kind"), owner.get("name"), workload.kind,
-                                    workload.name))
+            raise Refused("HPA %s/%s exists and targets %s %s, not %s %s; remove it or pick another workload"
+                          % (namespace, name, owner.get("kind"), owner.get("name"), workload.kind,
+                             workload.name))
     hpa_changed = existing is None or not contains(existing.get("spec"), wanted)
     result = dict(changed=hpa_changed or release, released=release, workload=workload.counts(),
                   command=kubectl_command(params, workload, name))
@@ -282,12 +283,12 @@ def autoscale_once(module, client):
     workload = wait_for_workload(client, params["kind"], params["name"], params["namespace"], role,
                                  0 if module.check_mode else params["workload_timeout"])
     if not workload.exists:
-        module.fail_json(msg="%s: its %s %s does not exist after %ss: the operator has not created it, so there is "
-                             "nothing for an HPA to target. Fix: check the resource's conditions "
-                             "(toolhive.k8s.status) and the operator's logs, then run again"
-                             % (guards.label(params["kind"], params["namespace"], params["name"]),
-                                workload.role, workload.kind,
-                                0 if module.check_mode else params["workload_timeout"]))
+        raise Refused("%s: its %s %s does not exist after %ss: the operator has not created it, so there is "
+                      "nothing for an HPA to target. Fix: check the resource's conditions "
+                      "(toolhive.k8s.status) and the operator's logs, then run again"
+                      % (guards.label(params["kind"], params["namespace"], params["name"]),
+                         workload.role, workload.kind,
+                         0 if module.check_mode else params["workload_timeout"]))
     return present(module, client, resource, workload)
 
 

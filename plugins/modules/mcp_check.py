@@ -298,7 +298,6 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds,
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import cr_path, find_workload, get_resource
-from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 
 KINDS = tuple(kinds.SERVERS)
 DEFAULT_PORT = {"VirtualMCPServer": 4483, "MCPServer": 8080, "MCPRemoteProxy": 8080}
@@ -326,13 +325,11 @@ def fetch(client, kind, params):
 
 
 def pod_path(namespace, pod, port, path):
-    return "/api/v1/namespaces/%s/pods/%s:%d/proxy%s" % (path_segment(namespace, "namespace"),
-                                                         path_segment(pod, "pod"), port, path)
+    return kinds.path("Pod", namespace, pod, "proxy", port=port, fields=("namespace", "pod")) + path
 
 
 def service_path(namespace, service, port, path):
-    return "/api/v1/namespaces/%s/services/%s:%d/proxy%s" % (path_segment(namespace, "namespace"),
-                                                             path_segment(service, "service"), port, path)
+    return kinds.path("Service", namespace, service, "proxy", port=port, fields=("namespace", "service")) + path
 
 
 def endpoint_of(resource):
@@ -377,7 +374,7 @@ def pods_of(reader, workload):
     selector = ((workload.obj or {}).get("spec", {}).get("selector") or {}).get("matchLabels") or {}
     if not selector:
         return []
-    items = reader.get("/api/v1/namespaces/%s/pods" % path_segment(workload.namespace, "namespace")).get("items", [])
+    items = reader.get(kinds.path("Pod", workload.namespace)).get("items", [])
     pods = []
     for pod in items:
         labels = pod["metadata"].get("labels") or {}
@@ -413,10 +410,9 @@ def sessions_lost_at(reader, server):
     host = storage["address"].rsplit(":", 1)[0].split(".")
     namespace = host[1] if len(host) > 1 else server["namespace"]
     try:
-        service = reader.get_or_none("/api/v1/namespaces/%s/services/%s"
-                                     % (path_segment(namespace, "address"), path_segment(host[0], "address")))
+        service = reader.get_or_none(kinds.path("Service", namespace, host[0], fields=("address", "address")))
         selector = ((service or {}).get("spec") or {}).get("selector") or {}
-        pods = reader.get("/api/v1/namespaces/%s/pods" % path_segment(namespace, "address"))["items"] \
+        pods = reader.get(kinds.path("Pod", namespace, fields=("address", "address")))["items"] \
             if selector else []
     except (K8sError, ValueError):  # a Redis outside the cluster, or in a namespace this account may not read
         return None

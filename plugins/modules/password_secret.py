@@ -124,7 +124,7 @@ import datetime
 import secrets
 import string
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secrets
+from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secrets, kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.generated_secrets import (
@@ -174,7 +174,7 @@ def restart(client, namespace, workloads, check_mode):
                          {"metadata": {"annotations": {MCPSERVER_RESTARTED_AT: now}}}, dry_run=check_mode)
         elif owner.get("kind") in ("VirtualMCPServer", "MCPRemoteProxy"):
             selector = ",".join("%s=%s" % pair for pair in sorted(item["spec"]["selector"]["matchLabels"].items()))
-            client.request("DELETE", "/api/v1/namespaces/%s/pods" % namespace,
+            client.request("DELETE", kinds.path("Pod", namespace),
                            params={"labelSelector": selector, "dryRun": "All" if check_mode else None})
         else:
             body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
@@ -235,7 +235,10 @@ def present(module, client, result):
 
 def absent(module, client, result):
     params = module.params
-    result, existing = generated_secrets.delete_if_ours(module, client, params["namespace"], params["name"], result)
+    result, existing = generated_secrets.delete_if_ours(client, params["namespace"], params["name"], result,
+                                                        module.check_mode)
+    if result.get("kept"):
+        module.warn(result["kept"])
     if existing is not None:
         result["secret_keys"] = sorted(existing.get("data") or {})
     return result

@@ -156,7 +156,7 @@ problems:
   elements: str
 """
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator, values, versions
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator, values, versions
 from ansible_collections.toolhive.k8s.plugins.module_utils.applier import object_path
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
@@ -198,8 +198,7 @@ def check_crds(client, resources, problems, checks):
     missing = []
     for kind, version in sorted({(r.get("kind"), r.get("apiVersion", "").split("/")[-1]) for r in resources
                                  if r.get("kind") in PLURALS}):
-        crd = client.get_or_none("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s.%s"
-                                 % (PLURALS[kind], GROUP))
+        crd = client.get_or_none(kinds.path("CustomResourceDefinition", name="%s.%s" % (PLURALS[kind], GROUP)))
         if crd is None:
             missing.append(kind)
             continue
@@ -286,12 +285,12 @@ def check_names(reader, servers, served, problems, checks):
     for manifest in servers:
         meta = manifest["metadata"]
         by_key.setdefault((meta.get("namespace"), meta["name"]), set()).add(manifest["kind"])
-    for (namespace, name), kinds in sorted(by_key.items()):
-        clash = set(kinds)
+    for (namespace, name), kinds_of_name in sorted(by_key.items()):
+        clash = set(kinds_of_name)
         version = next(m["apiVersion"].split("/")[-1] for m in servers
-                       if m["kind"] in kinds and m["metadata"]["name"] == name)
+                       if m["kind"] in kinds_of_name and m["metadata"]["name"] == name)
         for other in guards.SCALED_KINDS:
-            if other not in kinds and served.get(other) and name in names_of(reader, other, namespace, version):
+            if other not in kinds_of_name and served.get(other) and name in names_of(reader, other, namespace, version):
                 clash.add(other)
         if len(clash) > 1:
             problems.append("%s %s/%s share a name: each would run Deployment %s. Fix: rename one of them"
@@ -350,8 +349,8 @@ def check_secrets(reader, servers, pending, problems, checks):
             where = guards.label(manifest["kind"], namespace, meta["name"]) + ": %s " % field
             if (namespace, secret_name, key) in pending_keys or ((namespace, secret_name) in pending_names and not key):
                 continue
-            secret = reader.get_or_none("/api/v1/namespaces/%s/secrets/%s"
-                                        % (namespace, values.path_segment(secret_name, field + ".name")))
+            secret = reader.get_or_none(kinds.path("Secret", namespace, secret_name,
+                                                   fields=("metadata.namespace", field + ".name")))
             if secret is None:
                 problems.append(where + "names Secret %s, which does not exist in %s. Fix: create it (the role "
                                         "toolhive.k8s.redis does) or point %s at the Secret Redis uses"

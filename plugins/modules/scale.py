@@ -149,6 +149,7 @@ import json
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     cr_path, describe_conditions, find_workload, get_resource, hpas_for, wait_for_ready)
 
@@ -169,24 +170,24 @@ def refuse_spec(module, client, params, spec, field):
     where = guards.label(kind, params["namespace"], params["name"]) + ": "
     problem = guards.stdio_replica_problem(kind, spec, field, replicas)
     if problem:
-        module.fail_json(msg=where + "refusing to scale to %d: %s" % (replicas, problem))
+        raise Refused(where + "refusing to scale to %d: %s" % (replicas, problem))
     problem = guards.session_storage_problem(kind, spec, field, replicas)
     if problem:  # no Redis in the spec: the operator's global default may still serve the sessions
         problem = guards.session_storage_problem(kind, spec, field, replicas,
                                                  operator.default_redis(operator.deployments(client)))
     if problem:
         if not params["allow_without_session_storage"]:
-            module.fail_json(msg=where + problem)
+            raise Refused(where + problem)
         module.warn(where + problem)
 
 
 def refuse_hpa(module, params, workload, hpas):
     hpa = hpas.get(workload.role)
     if hpa and not params["force"]:
-        module.fail_json(msg="%s: HPA %s targets %s %s and would undo the change. Fix: change the HPA "
-                             "(toolhive.k8s.autoscale), remove it (state: absent), or set force: true"
-                             % (guards.label(params["kind"], params["namespace"], params["name"]),
-                                hpa["metadata"]["name"], workload.kind, workload.name))
+        raise Refused("%s: HPA %s targets %s %s and would undo the change. Fix: change the HPA "
+                      "(toolhive.k8s.autoscale), remove it (state: absent), or set force: true"
+                      % (guards.label(params["kind"], params["namespace"], params["name"]),
+                         hpa["metadata"]["name"], workload.kind, workload.name))
 
 
 def write_scale(module, client):
@@ -200,16 +201,16 @@ def write_scale(module, client):
     refuse_spec(module, client, params, spec, field)
     workload = find_workload(client, kind, name, namespace, role_for_target(kind, params["target"]))
     if not workload.exists:
-        module.fail_json(msg="%s: the operator has not created its %s %s yet (the backend StatefulSet is created "
-                             "by the proxy runner once its pod runs); check toolhive.k8s.status"
-                             % (guards.label(kind, namespace, name), workload.role, workload.kind))
+        raise Refused("%s: the operator has not created its %s %s yet (the backend StatefulSet is created "
+                      "by the proxy runner once its pod runs); check toolhive.k8s.status"
+                      % (guards.label(kind, namespace, name), workload.role, workload.kind))
     refuse_hpa(module, params, workload, hpas_for(client, namespace, [workload]))
 
     method = "resource" if spec.get(field) is not None else "scale"
     before = spec[field] if method == "resource" else workload.spec_replicas
     if params["current_replicas"] is not None and before != params["current_replicas"]:
-        module.fail_json(msg="%s: expected %d current replicas (current_replicas) but found %s; nothing was changed"
-                             % (guards.label(kind, namespace, name), params["current_replicas"], before))
+        raise Refused("%s: expected %d current replicas (current_replicas) but found %s; nothing was changed"
+                      % (guards.label(kind, namespace, name), params["current_replicas"], before))
     changed = before != replicas
     result = dict(changed=changed, method=method if changed else "none", field=field, before=before, after=replicas,
                   command=kubectl_command(method, kind, name, namespace, field, replicas, workload,

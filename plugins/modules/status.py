@@ -191,7 +191,7 @@ replaced_pods:
 
 import time
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import follows_spec, roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
@@ -278,7 +278,7 @@ def replace(client, pods, check_mode):
     for pod in pods:
         meta = pod["metadata"]
         if not check_mode:
-            client.delete("/api/v1/namespaces/%s/pods/%s" % (meta["namespace"], meta["name"]),
+            client.delete(kinds.path("Pod", meta["namespace"], meta["name"]),
                           preconditions={"uid": meta["uid"]})
         replaced.append("%s/%s (%s)" % (meta["namespace"], meta["name"], "; ".join(pod_troubles([pod])[0])))
     return replaced

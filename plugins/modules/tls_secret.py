@@ -222,8 +222,11 @@ def run(module, client):
         module.fail_json(msg=missing_required_lib("cryptography"))
     result = dict(changed=False, created=False, deleted=False, kept="", dns_names=[], not_after="")
     if module.params["state"] == "absent":
-        return generated_secrets.delete_if_ours(module, client, module.params["namespace"], module.params["name"],
-                                                result)[0]
+        result = generated_secrets.delete_if_ours(client, module.params["namespace"], module.params["name"], result,
+                                                  module.check_mode)[0]
+        if result["kept"]:
+            module.warn(result["kept"])
+        return result
     return present(module, client, result)
 
 

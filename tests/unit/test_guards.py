@@ -157,3 +157,21 @@ def test_a_generation_the_operator_has_not_observed_is_named():
     assert unobserved(gateway(3, 3)) is None
     # An operator that does not report it is not waited for forever.
     assert unobserved(gateway(3, None)) is None
+
+
+def test_every_api_path_comes_from_the_kinds_table_and_no_value_walks_the_api():
+    from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
+    assert kinds.path("MCPServer", "t", "clock", api_version="v1alpha1") == \
+        "/apis/toolhive.stacklok.dev/v1alpha1/namespaces/t/mcpservers/clock"
+    assert kinds.path("Deployment", "t", "clock", "scale") == "/apis/apps/v1/namespaces/t/deployments/clock/scale"
+    assert kinds.path("Pod", "t", "clock-0", "proxy", port=8080) == "/api/v1/namespaces/t/pods/clock-0:8080/proxy"
+    assert kinds.path("Deployment") == "/apis/apps/v1/deployments"  # every namespace
+    assert kinds.path("CustomResourceDefinition", "ignored", "mcpservers.toolhive.stacklok.dev") == \
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcpservers.toolhive.stacklok.dev"
+    for namespace, name in (("..", "x"), ("t", "../../secrets"), ("t", "a%2Fb"), ("", "x")):
+        with pytest.raises(ValueError, match="is not a Kubernetes name"):
+            kinds.path("Secret", namespace, name)
+    with pytest.raises(ValueError, match="^redis.password_secret.name "):
+        kinds.path("Secret", "t", "a/b", fields=("namespace", "redis.password_secret.name"))
+    # Kinds read or deleted only are never applied.
+    assert "Pod" in kinds.API and "Pod" not in kinds.APPLIED and "Secret" in kinds.APPLIED

@@ -47,8 +47,17 @@ def test_sentinel_topology_acl_tls_and_auth_config(run_playbook, kubectl, namesp
         assert (env["MASTER_NAME"], env["REDIS_PORT"], env["QUORUM"]) == ("mymaster", "6379", "2")
         assert (env["CLI_TLS"], env["DISABLE_DEFAULT_USER"], env["DISCOVERY_WITHOUT_AUTH"]) == (
             "--tls --cacert /tls/ca.crt", "true", "true")
-        # Only the answer PONG means ready: redis-cli exits 0 on WRONGPASS.
-        assert container["readinessProbe"]["exec"]["command"][2].startswith('test "$(redis-cli')
+    # Only the answer PONG means ready (redis-cli exits 0 on WRONGPASS); a Redis pod also needs a failover to be
+    # possible as every Sentinel sees it (the probe on running pods: realpods/test_sentinel*.py).
+    assert sentinels["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"][2].startswith(
+        'test "$(redis-cli')
+    assert redis["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"] == \
+        ["sh", "/etc/redis/ready-redis.sh"]
+    assert '[ "$(cli -p "$REDIS_PORT" PING)" = PONG ]' in config["ready-redis.sh"]
+    assert "SENTINEL CKQUORUM" in config["ready-redis.sh"]
+    # The pods read their configuration at start: their template carries its hash, so a change rolls them.
+    for workload in (redis, sentinels):
+        assert len(workload["spec"]["template"]["metadata"]["annotations"]["toolhive.k8s/redis-config-sha256"]) == 64
 
     secret = kubectl("get", "secret", "auth-redis-auth", "-n", namespace, "-o", "json")["data"]
     assert base64.b64decode(secret["acl-username"]).decode() == "thv-auth"

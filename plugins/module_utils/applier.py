@@ -34,9 +34,7 @@ def collection_path(manifest, namespace=None, name=None):
     kind = manifest.get("kind")
     if kind not in kinds.APPLIED:
         raise K8sError("%s: kind %s is not one this collection writes" % (ref(manifest), kind))
-    # A namespaced kind without a namespace is refused by path_segment (''), never read as every namespace.
-    where = (namespace or manifest["metadata"].get("namespace") or "") if kinds.API[kind][2] else None
-    return kinds.path(kind, where, name, api_version=manifest["apiVersion"].split("/")[-1],
+    return kinds.path(kind, namespace or manifest["metadata"].get("namespace"), name, api_version=manifest["apiVersion"].split("/")[-1],
                       fields=("metadata.namespace", "metadata.name"))
 
 

@@ -84,8 +84,8 @@ APPLIED = tuple(kind for kind in API if kind not in NOT_APPLIED)
 
 
 def path(kind, namespace=None, name=None, subresource=None, api_version="v1beta1", port=None,
-         fields=("namespace", "name")):
-    """The API path of KIND's collection (in NAMESPACE; across all namespaces without one), or of the object NAME
+         fields=("namespace", "name"), all_namespaces=False):
+    """The API path of KIND's collection (in NAMESPACE, or across ALL_NAMESPACES), or of the object NAME
     (NAME:PORT for the API server's proxy to a pod or Service) and its SUBRESOURCE. The ToolHive kinds live at
     API_VERSION. Every namespace and name passes values.path_segment first: no value can walk the API (../, /,
     %2F); a refused one raises ValueError naming it as FIELDS (the user's words for the namespace and the name)."""
@@ -93,7 +93,7 @@ def path(kind, namespace=None, name=None, subresource=None, api_version="v1beta1
     if prefix == "/apis/" + GROUP:
         prefix += "/" + api_version
     parts = [prefix]
-    if namespaced and namespace is not None:
+    if namespaced and not all_namespaces:  # a missing namespace is refused, never read as every namespace
         parts += ["namespaces", path_segment(namespace, fields[0])]
     parts.append(plural)
     if name is not None:

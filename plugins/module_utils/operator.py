@@ -23,7 +23,7 @@ def deployments(client):
     """The operator Deployments of the cluster; [] when listing Deployments cluster-wide is not allowed (a
     namespaced AWX role) or there is none (an operator run outside the cluster)."""
     try:
-        return client.get(kinds.path("Deployment"), labelSelector=SELECTOR).get("items", [])
+        return client.get(kinds.path("Deployment", all_namespaces=True), labelSelector=SELECTOR).get("items", [])
     except K8sError as exc:
         if exc.status not in (401, 403, 404):
             raise

@@ -165,7 +165,9 @@ def test_every_api_path_comes_from_the_kinds_table_and_no_value_walks_the_api():
         "/apis/toolhive.stacklok.dev/v1alpha1/namespaces/t/mcpservers/clock"
     assert kinds.path("Deployment", "t", "clock", "scale") == "/apis/apps/v1/namespaces/t/deployments/clock/scale"
     assert kinds.path("Pod", "t", "clock-0", "proxy", port=8080) == "/api/v1/namespaces/t/pods/clock-0:8080/proxy"
-    assert kinds.path("Deployment") == "/apis/apps/v1/deployments"  # every namespace
+    assert kinds.path("Deployment", all_namespaces=True) == "/apis/apps/v1/deployments"
+    with pytest.raises(ValueError, match="^namespace None is not a Kubernetes name"):
+        kinds.path("Deployment")  # a missing namespace is never every namespace
     assert kinds.path("CustomResourceDefinition", "ignored", "mcpservers.toolhive.stacklok.dev") == \
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/mcpservers.toolhive.stacklok.dev"
     for namespace, name in (("..", "x"), ("t", "../../secrets"), ("t", "a%2Fb"), ("", "x")):

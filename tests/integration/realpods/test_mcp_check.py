@@ -320,8 +320,11 @@ def test_redis_stopped_while_sessions_exist(deployed, ansible_env, kubectl):
     # The sessions opened before Redis came back are gone for good: said, though the servers serve again.
     redis = f"{deployed.namespace}/toolhive-redis"
     for name in ("shared", "everything"):
-        lost = server(recovered, name)["sessions_lost"]
-        assert lost and lost["redis"] == redis, server(recovered, name)
+        entry = server(recovered, name)
+        lost = entry["sessions_lost"]
+        assert lost and lost["redis"] == redis, (
+            {key: entry.get(key) for key in ("sessions_lost", "serving_since", "session_storage", "summary")},
+            recovered.get("rounds"))
         assert f"sessions opened before {lost['at']} lost (Redis {redis} restarted" in server(recovered, name)["summary"]
     assert any(f"Redis {redis} restarted at" in w and "every session opened before then was lost" in w
                for w in recovered.get("warnings", [])), recovered.get("warnings")

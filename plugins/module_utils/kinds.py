@@ -6,7 +6,9 @@ SERVERS describes the ToolHive kinds that run and scale (what differs between th
 their template, nothing else): the plural, the ``app`` label the operator puts on their workloads,
 each workload role with its kind, the spec field that sets its replica count and the container the
 role's resources go to, the Service clients use, and the name of the HPA toolhive.k8s.autoscale
-gives a workload, and the transport a resource runs when its spec names none. API says where each kind a manifest may hold lives in the API.
+gives a workload, and the transport a resource runs when its spec names none. API says where each kind the
+collection touches lives in the API, and path() builds every API path from it; APPLIED are the kinds a manifest
+may hold.
 """
 from __future__ import absolute_import, division, print_function
 

@@ -17,7 +17,7 @@ description:
     a C(keyPrefix) without C(:)).
   - With O(wait_for), waits until every resource has the expected conditions; on timeout it fails naming the
     conditions it saw. With O(wait_rollout), waits until what runs is the current spec.
-  - Reads only; never changes anything.
+  - Reads only, but for O(replace_stuck_pods), which deletes a StatefulSet pod stuck on an earlier revision.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:

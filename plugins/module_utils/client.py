@@ -409,8 +409,11 @@ class K8sClient:
         return self.request("PATCH", path, body, params=params, content_type=CONTENT_TYPES[patch_type])
 
     def delete(self, path, dry_run=False, preconditions=None):
-        """preconditions {uid, resourceVersion}: the API server deletes only that very object (else 409)."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions} if preconditions else None
+        """preconditions {uid, resourceVersion}: the API server deletes only that very object (else 409). What the
+        object owns goes too (a Job's pods: the API's default for a Job orphans them)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        if preconditions:
+            body["preconditions"] = preconditions
         return self.request("DELETE", path, body, params={"dryRun": "All"} if dry_run else None)
 
     def replace(self, path, body, dry_run=False, field_manager=FIELD_MANAGER):

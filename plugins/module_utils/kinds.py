@@ -69,6 +69,7 @@ API = {
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
+    "Job": ("/apis/batch/v1", "jobs", True),
     "MCPServer": ("/apis/" + GROUP, "mcpservers", True),
     "VirtualMCPServer": ("/apis/" + GROUP, "virtualmcpservers", True),
     "MCPRemoteProxy": ("/apis/" + GROUP, "mcpremoteproxies", True),
@@ -78,9 +79,10 @@ API = {
     "Pod": ("/api/v1", "pods", True),
     "Event": ("/api/v1", "events", True),
     "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
+    "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
     "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
 }
-NOT_APPLIED = ("Pod", "Event", "ReplicaSet", "CustomResourceDefinition")
+NOT_APPLIED = ("Pod", "Event", "ReplicaSet", "EndpointSlice", "CustomResourceDefinition")
 # The kinds a manifest given to toolhive.k8s.apply may hold.
 APPLIED = tuple(kind for kind in API if kind not in NOT_APPLIED)
 

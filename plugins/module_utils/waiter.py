@@ -36,7 +36,12 @@ def statefulset_ready(obj):
     return _rolled_out(obj) and (same_revision or (obj.get("spec") or {}).get("replicas", 1) == 0)
 
 
-READY = {"Deployment": deployment_ready, "StatefulSet": statefulset_ready}
+def job_ready(obj):
+    """A Job is done when one of its pods ran to success (its failure is STUCK: job_failures)."""
+    return (obj.get("status") or {}).get("succeeded", 0) >= 1
+
+
+READY = {"Deployment": deployment_ready, "StatefulSet": statefulset_ready, "Job": job_ready}
 
 # Waiting reasons a pod leaves only when its spec or what it refers to changes: the kubelet keeps retrying, so a wait
 # for it ends at once, naming the pod and the reason, instead of at its timeout with replica counts. A pod Pending
@@ -58,9 +63,11 @@ def current_pods_selector(kind, obj, replica_sets=()):
     replaces), or None while the controller has not observed the object's generation or named its revision.
     For a Deployment, REPLICA_SETS are those its selector matches."""
     meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    labels = ["%s=%s" % item for item in sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items())]
+    if kind == "Job":  # its template never changes: every pod it made is current (its selector names its uid)
+        return ",".join(labels)
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
         return None
-    labels = ["%s=%s" % item for item in sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items())]
     if kind == "StatefulSet":
         revision = status.get("updateRevision")
         return ",".join(labels + ["controller-revision-hash=" + revision]) if revision else None
@@ -83,6 +90,23 @@ def current_pods(client, kind, obj):
     if selector is None:
         return None
     return client.get(kinds.path("Pod", namespace), labelSelector=selector).get("items", [])
+
+
+def job_failures(pods):
+    """One sentence per pod of a Job that failed (its pods never restart), with what its container said last."""
+    failed = []
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") != "Failed":
+            continue
+        for container in pod["status"].get("containerStatuses") or []:
+            ended = (container.get("state") or {}).get("terminated") or {}
+            failed.append("pod %s, container %s: %s (exit code %s)%s" % (
+                pod["metadata"]["name"], container.get("name"), ended.get("reason", "failed"), ended.get("exitCode"),
+                (": " + ended["message"].strip()[:500]) if (ended.get("message") or "").strip() else ""))
+        if not pod["status"].get("containerStatuses"):
+            why = pod["status"].get("message") or pod["status"].get("reason") or "no reason given"
+            failed.append("pod %s failed: %s" % (pod["metadata"]["name"], why))
+    return failed
 
 
 def pod_troubles(pods):
@@ -118,6 +142,8 @@ def current_pod_troubles(client, kind, obj, probes=False):
     if pods is None:
         return [], []
     stuck, other = pod_troubles(pods)
+    if kind == "Job":
+        stuck = job_failures(pods) + stuck
     return stuck, other + (failing_probes(client, obj["metadata"]["namespace"], pods) if probes else [])
 
 

@@ -63,6 +63,20 @@ options:
         read the Secret. Only for a Secret the collection created.
     type: bool
     default: false
+  rotation:
+    description:
+      - A rotation in steps, for a server that can be told a new password while it runs (Redis, see the
+        C(toolhive.k8s.pipeline) role), so that no client is locked out at any moment.
+      - C(start) writes new passwords and keeps each previous one under C(previous-KEY), with the annotation
+        C(toolhive.k8s/rotation) naming the rotation; nothing is restarted. A Secret already in a rotation (an
+        earlier run stopped half-way) is kept as it is, and that rotation is returned to be finished. A missing
+        Secret cannot be rotated (no one knows the password the running pods hold), so C(start) then acts as
+        O(regenerate).
+      - C(finish) removes the previous passwords and the annotation, once every reader holds the new ones.
+      - C(none) changes nothing of a rotation; RV(rotation) still says whether one is under way.
+    type: str
+    choices: [none, start, finish]
+    default: none
 attributes:
   diff_mode:
     support: none
@@ -83,6 +97,13 @@ EXAMPLES = r"""
     name: toolhive-redis-auth
     namespace: toolhive
     regenerate: true
+
+- name: Rotate it in steps; Redis learns the new password while it runs (see the pipeline role)
+  toolhive.k8s.password_secret:
+    name: toolhive-redis-auth
+    namespace: toolhive
+    rotation: start
+  register: rotation
 
 - name: Purge it, only if this collection generated it
   toolhive.k8s.password_secret:
@@ -118,44 +139,40 @@ restarted:
   returned: always
   type: list
   elements: str
+rotation:
+  description: The name of the rotation under way (the Secret holds the previous passwords too), else empty.
+  returned: always
+  type: str
+  sample: 3fa2c1
 """
 
+import base64
 import datetime
 import secrets
 import string
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secrets, kinds
+from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secrets, kinds, restarts
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.generated_secrets import (
     GENERATED, MANAGED_BY, generated_by_us, secret_path)
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import cr_path, workload_path
 
+ROTATION = "toolhive.k8s/rotation"  # on the Secret while it holds the previous passwords too
+PREVIOUS = "previous-"  # the key prefix of a previous password during a rotation
 # The ToolHive operator's own rolling restart of an MCPServer's proxy (read from its controller, v0.44.0).
 MCPSERVER_RESTARTED_AT = "mcpserver.toolhive.stacklok.dev/restarted-at"
 ALPHABET = string.ascii_letters + string.digits
 
 
+def new_password(length):
+    return "".join(secrets.choice(ALPHABET) for position in range(length))
+
+
 def new_secret(params):
-    data = {key: "".join(secrets.choice(ALPHABET) for position in range(params["length"])) for key in params["keys"]}
+    data = {key: new_password(params["length"]) for key in params["keys"]}
     data.update({key: str(value) for key, value in params["values"].items()})
     return generated_secrets.new_secret(params["name"], params["namespace"], params["labels"], data)
-
-
-def readers(client, namespace, name):
-    """Deployments and StatefulSets of the namespace whose pods read the Secret (env, envFrom or a volume)."""
-    found = []
-    for kind in ("Deployment", "StatefulSet"):
-        for item in client.get(workload_path(kind, namespace)).get("items", []):
-            pod = ((item.get("spec") or {}).get("template") or {}).get("spec") or {}
-            containers = (pod.get("containers") or []) + (pod.get("initContainers") or [])
-            refs = [((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
-                    for c in containers for e in c.get("env") or []]
-            refs += [(e.get("secretRef") or {}).get("name") for c in containers for e in c.get("envFrom") or []]
-            refs += [(v.get("secret") or {}).get("secretName") for v in pod.get("volumes") or []]
-            if name in refs:
-                found.append((kind, item))
-    return found
 
 
 def restart(client, namespace, workloads, check_mode):
@@ -189,7 +206,13 @@ def present(module, client, result):
     namespace, name = params["namespace"], params["name"]
     wanted_keys = set(params["keys"]) | set(params["values"])
     existing = client.get_or_none(secret_path(namespace, name))
-    if existing is not None and not params["regenerate"]:
+    result["rotation"] = rotation_of(existing)
+    regenerate = params["regenerate"] or (params["rotation"] == "start" and existing is None)
+    if existing is not None and params["rotation"] == "start" and generated_by_us(existing):
+        return start_rotation(module, client, existing, result) if not result["rotation"] else result
+    if existing is not None and params["rotation"] == "finish":
+        return finish_rotation(module, client, existing, result)
+    if existing is not None and not regenerate:
         missing = sorted(wanted_keys - set(existing.get("data") or {}))
         if missing:
             raise K8sError("Secret %s/%s exists but lacks the key(s) %s. Fix: add them to the Secret, or name "
@@ -201,7 +224,7 @@ def present(module, client, result):
         raise K8sError("Secret %s/%s was not generated by this collection (no label %s=toolhive.k8s and "
                        "annotation %s=true): it is never rewritten. Fix: rotate it yourself, or name another "
                        "Secret" % (namespace, name, MANAGED_BY, GENERATED))
-    if existing is None and not params["regenerate"]:
+    if existing is None and not regenerate:
         running = [w for w in params["used_by"]
                    if client.get_or_none(workload_path(w["kind"], namespace, w["name"])) is not None]
         if running:
@@ -228,8 +251,47 @@ def present(module, client, result):
         client.replace(secret_path(namespace, name), body, dry_run=module.check_mode)
         result.update(changed=True, regenerated=True)
     result["secret_keys"] = sorted(wanted_keys)
-    if params["regenerate"]:
-        result["restarted"] = restart(client, namespace, readers(client, namespace, name), module.check_mode)
+    if regenerate:
+        result["restarted"] = restart(client, namespace, restarts.readers(client, namespace, name), module.check_mode)
+    return result
+
+
+def rotation_of(secret):
+    return ((secret or {}).get("metadata", {}).get("annotations") or {}).get(ROTATION, "")
+
+
+def _replace(module, client, existing, data, annotations):
+    meta = existing["metadata"]
+    body = {"apiVersion": "v1", "kind": "Secret", "type": existing.get("type", "Opaque"), "data": data,
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {},
+                         "annotations": annotations,
+                         "resourceVersion": meta["resourceVersion"]}}  # a racing change is a 409
+    client.replace(secret_path(existing["metadata"]["namespace"], existing["metadata"]["name"]), body,
+                   dry_run=module.check_mode)
+
+
+def start_rotation(module, client, existing, result):
+    """New passwords for the generated keys, each previous one kept as PREVIOUS + key, the rotation named."""
+    params, data = module.params, dict(existing.get("data") or {})
+    for key in params["keys"]:
+        if key in data:
+            data[PREVIOUS + key] = data[key]
+        data[key] = base64.b64encode(new_password(params["length"]).encode("ascii")).decode("ascii")
+    rotation = secrets.token_hex(3)
+    _replace(module, client, existing, data, dict(existing["metadata"].get("annotations") or {}, **{ROTATION: rotation}))
+    result.update(changed=True, regenerated=True, rotation=rotation, secret_keys=sorted(data))
+    return result
+
+
+def finish_rotation(module, client, existing, result):
+    """The previous passwords and the rotation's name removed: only the new passwords open the server now."""
+    data = existing.get("data") or {}
+    result["secret_keys"] = sorted(k for k in data if not k.startswith(PREVIOUS))
+    if not result["rotation"]:
+        return result
+    annotations = {k: v for k, v in (existing["metadata"].get("annotations") or {}).items() if k != ROTATION}
+    _replace(module, client, existing, {k: v for k, v in data.items() if not k.startswith(PREVIOUS)}, annotations)
+    result.update(changed=True, rotation="")
     return result
 
 
@@ -245,7 +307,8 @@ def absent(module, client, result):
 
 
 def run(module, client):
-    result = dict(changed=False, created=False, regenerated=False, deleted=False, kept="", secret_keys=[], restarted=[])
+    result = dict(changed=False, created=False, regenerated=False, deleted=False, kept="", secret_keys=[], restarted=[],
+                  rotation="")
     if module.params["state"] == "absent":
         return absent(module, client, result)
     return present(module, client, result)
@@ -265,6 +328,7 @@ def main():
             name=dict(type="str", required=True),
         )),
         regenerate=dict(type="bool", default=False),
+        rotation=dict(type="str", choices=["none", "start", "finish"], default="none"),
     )
     run_module(argument_spec, run)
 

@@ -187,3 +187,17 @@ def test_a_running_pod_that_is_not_ready_is_told_with_what_its_probe_last_said()
     assert told == ["pod redis-1 is not ready: Readiness probe failed: Sentinel s-1 does not know this replica yet",
                     "pod redis-2 is not ready: no probe failure reported"]
     assert waiter.failing_probes(None, "n", [running("redis-0", True)]) == []  # no request when every pod is ready
+
+
+def test_a_job_is_ready_when_it_succeeded_and_stuck_when_its_pod_failed_saying_why():
+    job = {"metadata": {"name": "rotate", "namespace": "ns", "generation": 1},
+           "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}}}, "status": {}}
+    assert not waiter.job_ready(job) and waiter.job_ready(dict(job, status={"succeeded": 1}))
+    # A Job's template never changes: all of its pods are current, whatever its (absent) observedGeneration says.
+    assert waiter.current_pods_selector("Job", job) == "batch.kubernetes.io/controller-uid=u1"
+    failed = {"metadata": {"name": "rotate-x"}, "status": {"phase": "Failed", "containerStatuses": [{
+        "name": "rotate", "state": {"terminated": {"reason": "Error", "exitCode": 1,
+                                                   "message": "Redis answers neither password\n"}}}]}}
+    running = {"metadata": {"name": "rotate-y"}, "status": {"phase": "Running"}}
+    assert waiter.job_failures([failed, running]) == [
+        "pod rotate-x, container rotate: Error (exit code 1): Redis answers neither password"]

@@ -121,3 +121,43 @@ def test_regenerate_restarts_the_operators_workloads_its_own_way(module, vmcp, m
     annotations = get("mcpserver", proxy)["metadata"].get("annotations") or {}
     assert "mcpserver.toolhive.stacklok.dev/restarted-at" in annotations
     wait_for("new gateway pods", lambda: (now := gateway_pods()) and not set(now) & set(before))
+
+
+def test_a_rotation_keeps_the_previous_password_until_it_is_finished(module, get, namespace):
+    """start: new passwords, each previous one kept under previous-KEY, the rotation named; again: the same rotation
+    (a run that stopped half-way); finish: the previous ones gone. Nothing is restarted."""
+    module("password_secret", name="auth", namespace=namespace, keys=["password"], values={"user": "me"})
+    before = secret_value(get, "auth")
+    dry = module("password_secret", check=True, name="auth", namespace=namespace, rotation="start")
+    assert not dry.failed and dry["changed"] and dry["rotation"], dry.output
+    assert secret_value(get, "auth") == before and "previous-password" not in get("secret", "auth")["data"]
+
+    started = module("password_secret", name="auth", namespace=namespace, rotation="start")
+    assert not started.failed and started["changed"] and started["regenerated"] and started["restarted"] == []
+    rotation, new = started["rotation"], secret_value(get, "auth")
+    assert new != before and secret_value(get, "auth", "previous-password") == before
+    assert secret_value(get, "auth", "user") == "me" and new not in started.output and before not in started.output
+    assert get("secret", "auth")["metadata"]["annotations"]["toolhive.k8s/rotation"] == rotation
+
+    resumed = module("password_secret", name="auth", namespace=namespace, rotation="start")
+    assert not resumed["changed"] and resumed["rotation"] == rotation and secret_value(get, "auth") == new
+    plain = module("password_secret", name="auth", namespace=namespace)
+    assert not plain["changed"] and plain["rotation"] == rotation
+
+    finished = module("password_secret", name="auth", namespace=namespace, rotation="finish")
+    assert not finished.failed and finished["changed"] and finished["rotation"] == "", finished.output
+    secret = get("secret", "auth")
+    assert sorted(secret["data"]) == ["password", "user"] and secret_value(get, "auth") == new
+    assert "toolhive.k8s/rotation" not in secret["metadata"]["annotations"]
+    assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "toolhive.k8s"
+    again = module("password_secret", name="auth", namespace=namespace, rotation="finish")
+    assert not again["changed"]
+
+
+def test_a_missing_secret_cannot_be_rotated_it_is_regenerated(module, apply, get, namespace):
+    """No one knows the password the running pods hold: start acts as regenerate (created, readers restarted)."""
+    reader(apply, "redis", "auth")
+    result = module("password_secret", name="auth", namespace=namespace, rotation="start",
+                    used_by=[{"kind": "Deployment", "name": "redis"}])
+    assert not result.failed and result["created"] and result["rotation"] == "", result.output
+    assert result["restarted"] == ["Deployment/redis"] and "previous-password" not in get("secret", "auth")["data"]

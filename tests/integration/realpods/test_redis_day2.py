@@ -29,8 +29,9 @@ def running_pod(kubectl, namespace):
 
 def running_config(kubectl, namespace, *names):
     """CONFIG GET from inside the running Redis: what it runs with, not what its ConfigMap says."""
-    out = kubectl("exec", "-n", namespace, running_pod(kubectl, namespace), "--", "redis-cli", "--no-auth-warning",
-                  "CONFIG", "GET", *names).stdout.split()
+    out = kubectl("exec", "-n", namespace, running_pod(kubectl, namespace), "--", "sh", "-c",
+                  'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning CONFIG GET "$@"', "sh",
+                  *names).stdout.split()
     return dict(zip(out[::2], out[1::2]))
 
 

@@ -109,8 +109,8 @@ def errors(results):
 
 
 def redis_cli(deployed, *args, password=True):
-    """redis-cli in the Redis pod, through the Service's DNS name. The container has REDISCLI_AUTH
-    set (the role's readiness probe uses it): unset it to be a client without the password."""
+    """redis-cli in the Redis pod, through the Service's DNS name, with the password the container started with
+    (REDIS_PASSWORD) or none."""
     auth = ['-a', '"$REDIS_PASSWORD"', "--no-auth-warning"] if password else []
     cli = ["env -u REDISCLI_AUTH redis-cli -h", f"toolhive-redis.{deployed.namespace}.svc.cluster.local", *auth]
     script = " ".join(cli + list(args))
@@ -216,14 +216,19 @@ def test_status_reports_the_backend_statefulset_the_proxy_runner_made(deployed, 
     assert "backend StatefulSet/everything 2/2 ready" in result.output, result.output[-3000:]
 
 
-def test_redis_readiness_probe_fails_with_a_wrong_password(deployed):
-    """The readiness probe must fail when its password is wrong, or it checks nothing."""
-    spec = deployed.kubectl("get", "deploy", "toolhive-redis", "-n", deployed.namespace, "-o", "json")["spec"]
-    probe = spec["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
-    proc = deployed.kubectl("exec", "-n", deployed.namespace, "deploy/toolhive-redis", "--",
-                            "env", "REDISCLI_AUTH=not-the-password", *probe, check=False)
-    # redis-cli itself exits 0 whatever Redis answers: the probe must look at the answer.
-    assert proc.returncode != 0, f"{probe} with a wrong password exited 0, answering {proc.stdout.strip()!r}"
+def test_redis_readiness_probe_holds_no_password_and_fails_when_redis_does_not_answer(deployed):
+    """The probe asks without a password (a rotation changes the password while Redis runs): NOAUTH is an answer.
+    Pointed at a port nothing listens on, it fails: redis-cli exits 0 whatever it prints, so the probe reads it."""
+    container = deployed.kubectl("get", "deploy", "toolhive-redis", "-n", deployed.namespace,
+                                 "-o", "json")["spec"]["template"]["spec"]["containers"][0]
+    assert "REDISCLI_AUTH" not in [env["name"] for env in container["env"]]
+    probe = container["readinessProbe"]["exec"]["command"]
+    assert deployed.kubectl("exec", "-n", deployed.namespace, "deploy/toolhive-redis", "--", *probe,
+                            check=False).returncode == 0
+    assert "-p 6379 " in probe[2]
+    elsewhere = probe[:2] + [probe[2].replace("-p 6379 ", "-p 1 ")]
+    proc = deployed.kubectl("exec", "-n", deployed.namespace, "deploy/toolhive-redis", "--", *elsewhere, check=False)
+    assert proc.returncode != 0, f"{elsewhere} exited 0 with no Redis to answer: {proc.stdout.strip()!r}"
 
 
 def test_gateway_session_survives_scaling_3_to_1_and_back(deployed, kubeconfig, run_playbook):

@@ -347,3 +347,35 @@ def test_losing_the_api_server_mid_deploy_says_what_stands_and_a_rerun_converges
     again = run_playbook(PLAYBOOK, extra_vars=example(ns))
     assert recap(again.output)["failed"] == 0, again.output[-3000:]
     assert kubectl("get", "deployment", "gateway", "-n", ns, "-o", "json")["status"]["readyReplicas"] == 3
+
+
+def test_a_rotation_tells_redis_the_new_password_and_replaces_the_readers_pods(run_playbook, kubectl, fresh_namespace):
+    """Standalone: the rotation's Jobs run, every server pod is replaced, Redis is not restarted, and the Secret ends
+    with the new password alone. In check mode nothing is written."""
+    ns = fresh_namespace
+    assert recap(run_playbook(PLAYBOOK, extra_vars=example(ns)).output)["failed"] == 0
+    old = password(kubectl, ns)
+    redis_template = kubectl("get", "deployment", "toolhive-redis", "-n", ns, "-o", "json")["spec"]["template"]
+
+    def server_pods():
+        return {p["metadata"]["uid"] for p in kubectl("get", "pods", "-n", ns, "-o", "json")["items"]
+                if [o["kind"] for o in p["metadata"].get("ownerReferences", [])] == ["ReplicaSet"]
+                and not p["metadata"]["name"].startswith("toolhive-redis")}
+
+    before = server_pods()
+    dry = run_playbook(PLAYBOOK, "--check", extra_vars=example(ns, redis_regenerate_password=True))
+    assert recap(dry.output)["failed"] == 0, dry.output[-3000:]
+    assert password(kubectl, ns) == old and server_pods() == before
+    assert kubectl("get", "jobs", "-n", ns, "-o", "json")["items"] == []
+
+    rotated = run_playbook(PLAYBOOK, extra_vars=example(ns, redis_regenerate_password=True))
+    assert recap(rotated.output)["failed"] == 0, rotated.output[-3000:]
+    secret = kubectl("get", "secret", "toolhive-redis-auth", "-n", ns, "-o", "json")
+    assert sorted(secret["data"]) == ["password"] and password(kubectl, ns) != old
+    assert "toolhive.k8s/rotation" not in secret["metadata"]["annotations"]
+    steps = sorted(j["metadata"]["name"].rsplit("-", 1)[1] for j in kubectl("get", "jobs", "-n", ns, "-o", "json")["items"]
+                   if j["status"].get("succeeded") == 1)
+    assert steps == ["accept", "drop"], steps
+    assert not before & server_pods(), "a server kept a pod from before the rotation"
+    assert kubectl("get", "deployment", "toolhive-redis", "-n", ns, "-o", "json")["spec"]["template"] == redis_template
+    assert "Restarted, one at a time: Deployment/" in " ".join(rotated.output.split())

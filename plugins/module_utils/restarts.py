@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""New pods for the workloads that read a Secret, one pod at a time, without a failed request.
+
+A Deployment's pod is replaced in four steps, so that it never ends while a client may still be sent to it:
+1. it leaves its ReplicaSet (its `pod-template-hash` label changed), which makes a replacement at once from the same
+   template (a new pod reads the Secret anew), while the pod itself still serves behind its Services;
+2. the replacement is ready;
+3. it leaves its Services (one selector label removed), and the wait lasts until no EndpointSlice lists it and the
+   nodes have had time to stop sending to it;
+4. it is deleted, and ends its own way (its grace period).
+A rolling update deletes the old pod at once instead: clients inside the cluster that were still sent to it got
+"connection refused" (measured on running pods, docs/redis.md). The template is not touched, so no operator
+reverts anything. A StatefulSet's pods cannot be doubled: each is deleted and waited for in turn.
+What no step here prevents: a client that keeps a connection open to the pod (a ToolHive proxy in front of another)
+sends its next request on it, and the request fails if the pod closes that connection as it ends.
+"""
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import time
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, waiter
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+DRAINING = "toolhive.k8s/draining"  # on a pod taken out of its ReplicaSet and Services, until it is deleted
+TEMPLATE_HASH = "pod-template-hash"  # in a ReplicaSet's selector, never in a Service's
+# Labels a pod keeps while it drains, though a Service selects on them: the Redis NetworkPolicy admits pods
+# labelled toolhive=true, and a draining pod still serves requests that need Redis.
+KEPT_LABELS = ("toolhive", "app", "app.kubernetes.io/name")
+NODES_CATCH_UP = 3  # seconds after the EndpointSlices drop a pod, for every node's proxy rules to follow
+POLL = 0.5
+
+
+def secret_refs(pod_spec):
+    """Names of the Secrets a pod spec reads: env, envFrom and volumes, of every container."""
+    containers = (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or [])
+    refs = [((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+            for c in containers for e in c.get("env") or []]
+    refs += [(e.get("secretRef") or {}).get("name") for c in containers for e in c.get("envFrom") or []]
+    refs += [(v.get("secret") or {}).get("secretName") for v in pod_spec.get("volumes") or []]
+    return {ref for ref in refs if ref}
+
+
+def readers(client, namespace, secret):
+    """[(kind, object)]: the Deployments and StatefulSets of NAMESPACE whose pods read SECRET."""
+    found = []
+    for kind in WORKLOAD_KINDS:
+        for item in client.get(kinds.path(kind, namespace)).get("items", []):
+            pod_spec = ((item.get("spec") or {}).get("template") or {}).get("spec") or {}
+            if secret in secret_refs(pod_spec):
+                found.append((kind, item))
+    return found
+
+
+def selector_of(obj):
+    return ",".join("%s=%s" % pair for pair in sorted(obj["spec"]["selector"]["matchLabels"].items()))
+
+
+def live_pods(client, namespace, selector):
+    return [pod for pod in client.get(kinds.path("Pod", namespace), labelSelector=selector).get("items", [])
+            if not pod["metadata"].get("deletionTimestamp")]
+
+
+def pod_ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def service_labels(services, labels):
+    """One label per Service that selects a pod of LABELS whose removal makes it select the pod no longer, none of
+    KEPT_LABELS; None when a Service selects only on KEPT_LABELS (the pod cannot leave it)."""
+    remove = set()
+    for service in services:
+        selector = (service.get("spec") or {}).get("selector") or {}
+        if not selector or any(labels.get(key) != value for key, value in selector.items()):
+            continue  # selects another pod, or no pod (its endpoints are kept by hand)
+        if remove & set(selector):
+            continue
+        candidates = sorted(key for key in selector if key not in KEPT_LABELS)
+        if not candidates:
+            return None
+        remove.add(candidates[0])
+    return sorted(remove)
+
+
+def _until(what, probe, deadline):
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.time() >= deadline:
+            raise K8sError("timed out waiting for %s" % what)
+        time.sleep(POLL)
+
+
+def listed_by_endpoints(client, namespace, uid):
+    slices = client.get(kinds.path("EndpointSlice", namespace)).get("items", [])
+    return any((endpoint.get("targetRef") or {}).get("uid") == uid
+               for item in slices for endpoint in item.get("endpoints") or [])
+
+
+def replacements_ready(client, deployment, wanted):
+    """True when WANTED pods of DEPLOYMENT's ReplicaSets are ready; raises waiter.Stuck when one cannot start."""
+    owned = [p for p in live_pods(client, deployment["metadata"]["namespace"], selector_of(deployment))
+             if p["metadata"].get("ownerReferences")]
+    stuck, _other = waiter.pod_troubles([p for p in owned if not pod_ready(p)])
+    if stuck:
+        raise waiter.Stuck("Deployment %s/%s cannot become ready: %s. %s" % (
+            deployment["metadata"]["namespace"], deployment["metadata"]["name"], "; ".join(stuck), waiter.STUCK_FIX))
+    return sum(1 for p in owned if pod_ready(p)) >= wanted
+
+
+def drain_and_replace(client, deployment, pod, deadline):
+    """The four steps of the module docstring for POD of DEPLOYMENT."""
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    pod_path = kinds.path("Pod", namespace, name)
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.patch(pod_path, {"metadata": {"labels": {TEMPLATE_HASH: "draining"}, "annotations": {DRAINING: now}}})
+    _until("ReplicaSet to release pod %s/%s" % (namespace, name),
+           lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
+    _until("a ready replacement of pod %s/%s" % (namespace, name),
+           lambda: replacements_ready(client, deployment, wanted), deadline)
+    waiter.wait_ready(client, [("Deployment", namespace, deployment["metadata"]["name"])], max(1, deadline - time.time()))
+    finish_draining(client, client.get(pod_path), deadline)
+
+
+def finish_draining(client, pod, deadline):
+    """Steps 3 and 4: POD out of its Services, then deleted."""
+    namespace, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
+    pod_path = kinds.path("Pod", namespace, name)
+    services = client.get(kinds.path("Service", namespace)).get("items", [])
+    labels = service_labels(services, pod["metadata"].get("labels") or {})
+    if labels:  # behind a Service: out of it, and sent nothing new once every node has caught up
+        client.patch(pod_path, {"metadata": {"labels": dict.fromkeys(labels)}})  # null removes a label
+        _until("pod %s/%s to leave the EndpointSlices" % (namespace, name),
+               lambda: not listed_by_endpoints(client, namespace, uid), deadline)
+        time.sleep(NODES_CATCH_UP)
+    client.delete(pod_path, preconditions={"uid": uid})
+
+
+def delete_in_turn(client, statefulset, pod, deadline):
+    namespace, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
+    client.delete(kinds.path("Pod", namespace, name), preconditions={"uid": uid})
+    _until("pod %s/%s to be made again" % (namespace, name), lambda: (
+        (client.get_or_none(kinds.path("Pod", namespace, name)) or {}).get("metadata", {}).get("uid") not in (None, uid)),
+        deadline)
+    waiter.wait_ready(client, [("StatefulSet", namespace, statefulset["metadata"]["name"])],
+                      max(1, deadline - time.time()))
+
+
+def leftovers(client, namespace):
+    """Pods a run stopped draining half-way (DRAINING): out of their ReplicaSet, maybe still behind a Service; each
+    is to be finished (finish_draining), its replacement runs already."""
+    return [pod for pod in client.get(kinds.path("Pod", namespace)).get("items", [])
+            if DRAINING in (pod["metadata"].get("annotations") or {}) and not pod["metadata"].get("deletionTimestamp")]
+
+
+def replace_pods(client, kind, obj, timeout):
+    """Every pod OBJ has now replaced, one at a time (module docstring); returns their names."""
+    deadline = time.time() + timeout
+    replace = drain_and_replace if kind == "Deployment" else delete_in_turn
+    done = []
+    for pod in live_pods(client, obj["metadata"]["namespace"], selector_of(obj)):
+        replace(client, obj, pod, deadline)
+        done.append(pod["metadata"]["name"])
+    return done

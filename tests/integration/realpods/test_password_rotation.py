@@ -139,7 +139,7 @@ def reader_pods(kubectl, namespace):
 
 def test_a_password_rotation_under_traffic_fails_no_call(deployed, run_playbook, kubectl, kubeconfig, images):
     namespace = deployed.namespace
-    before, _ = secret(kubectl, namespace)
+    before, _annotations = secret(kubectl, namespace)
     redis_pod = kubectl("get", "pods", "-n", namespace, "-l", "app.kubernetes.io/name=redis", "-o", "json")["items"]
     readers_before = reader_pods(kubectl, namespace)
 
@@ -185,7 +185,7 @@ def test_a_rotation_that_stopped_half_way_is_finished_by_the_next_run(
     """A run that stopped after writing the new password (the Secret holds both, Redis accepts the previous one
     only): the next deploy, without redis_regenerate_password, finishes the rotation."""
     namespace = deployed.namespace
-    before, _ = secret(kubectl, namespace)
+    before, _annotations = secret(kubectl, namespace)
     start = tmp_path / "start.yml"
     start.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [{
         "toolhive.k8s.password_secret": {"name": "toolhive-redis-auth", "namespace": namespace,

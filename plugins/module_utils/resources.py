@@ -15,7 +15,7 @@ import time
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, PLURALS
-from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import OUTAGE, Outage
+from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
 
 
 def cr_path(kind, namespace, name=None, api_version="v1beta1"):
@@ -157,44 +157,6 @@ def hpa_summary(hpa):
         "desired_replicas": status.get("desiredReplicas"), "current_metrics": metrics,
         "scaling_active": active.get("status"), "scaling_active_reason": active.get("reason"),
     }
-
-
-def wait_for_ready(client, workload, replicas, timeout, describe, done=None, outage=OUTAGE):
-    """Poll until the workload runs `replicas` up-to-date ready pods; returns its counts.
-
-    describe(): a string with the resource's conditions for the timeout message. done: what the task already
-    changed, said if the wait fails. Transient failures (a restart, a leader change, throttling) are waited out
-    (waiter.Outage); longer, and the task fails saying so and what stands.
-    """
-    deadline = time.time() + timeout
-    failures = Outage(outage)
-    what = "%s %s/%s" % (workload.kind, workload.namespace, workload.name)
-    while True:
-        try:
-            obj = client.get(workload.path())
-            failures.answered()
-        except K8sError as exc:
-            try:
-                failures.absorb(exc, deadline, "%s to run %d ready replicas" % (what, replicas))
-            except K8sError as lost:
-                counts = workload.counts()
-                raise K8sError("%s (last seen: ready %s of spec %s). %s" % (
-                    lost, counts["ready"], counts["spec"], (done + "; that change stands.") if done else ""),
-                    status=lost.status)
-            continue
-        workload.obj = obj
-        status = obj.get("status", {})
-        observed = status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
-        if observed and obj["spec"].get("replicas") == replicas and status.get("readyReplicas", 0) == replicas \
-                and status.get("updatedReplicas", 0) == replicas and status.get("replicas", 0) == replicas:
-            return workload.counts()
-        if time.time() >= deadline:
-            counts = workload.counts()
-            raise K8sError("timed out after %ss waiting for %s to run %d ready replicas: spec %s, current %s, "
-                           "ready %s, updated %s. %s%s" % (timeout, what, replicas, counts["spec"], counts["current"],
-                                                           counts["ready"], counts["updated"],
-                                                           (done + ". ") if done else "", describe()))
-        time.sleep(1)
 
 
 def describe_conditions(resource):

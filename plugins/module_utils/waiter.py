@@ -235,12 +235,17 @@ class Outage:
             return answer
 
 
-def wait_ready(client, wanted, timeout, outage=OUTAGE):
-    """Wait until every object in wanted [(kind, namespace, name)] is ready (READY[kind]).
+def wait_ready(client, wanted, timeout, outage=OUTAGE, replicas=None):
+    """Wait until every object in wanted [(kind, namespace, name)] is ready (READY[kind]) and, with REPLICAS, asks
+    for that many (its controller may set spec.replicas after the call: an operator, from its resource's spec).
 
-    Transient failures are waited out (Outage). Raises K8sError naming what is not ready, with its counts and what
-    its current pods wait for, on timeout or a longer outage; at once when a current pod is STUCK.
+    The one wait of the collection: apply, scale, rollout_restart and the deploy's waits use it. Transient failures
+    are waited out (Outage). Raises K8sError naming what is not ready, with its counts and what its current pods
+    wait for, on timeout or a longer outage; at once when a current pod is STUCK.
     """
+    def ready(kind, obj):
+        return READY[kind](obj) and (replicas is None or (obj.get("spec") or {}).get("replicas") == replicas)
+
     deadline = time.time() + timeout
     by_collection = {}
     for kind, namespace, name in wanted:
@@ -248,14 +253,16 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
     for (kind, namespace), names in sorted(by_collection.items()):
         path = kinds.path(kind, namespace)
         seen, failures = {}, Outage(outage)
+        what = ("%s %s/%s to run %d ready replicas" % (kind, namespace, sorted(names)[0], replicas)
+                if replicas is not None and len(names) == 1 else "%s in %s to be ready" % (kind, namespace))
         while True:
             try:
                 listed = client.get(path)
                 failures.answered()
                 seen.update({i["metadata"]["name"]: i for i in listed.get("items", []) if i["metadata"]["name"] in names})
-                if all(n in seen and READY[kind](seen[n]) for n in names):
+                if all(n in seen and ready(kind, seen[n]) for n in names):
                     break
-                raise_if_stuck(client, kind, [seen[n] for n in sorted(names) if n in seen and not READY[kind](seen[n])])
+                raise_if_stuck(client, kind, [seen[n] for n in sorted(names) if n in seen and not ready(kind, seen[n])])
                 if time.time() >= deadline:
                     break
                 for event, obj in client.watch(path, listed["metadata"]["resourceVersion"],
@@ -263,7 +270,7 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
                     name = (obj.get("metadata") or {}).get("name")
                     if name in names and event in ("ADDED", "MODIFIED"):
                         seen[name] = obj
-                    if all(n in seen and READY[kind](seen[n]) for n in names):
+                    if all(n in seen and ready(kind, seen[n]) for n in names):
                         break
                 else:
                     continue  # the server ended the watch: list again
@@ -273,15 +280,17 @@ def wait_ready(client, wanted, timeout, outage=OUTAGE):
                     raise
                 if exc.status == 410:  # the list's version is too old to watch from: list again
                     continue
-                failures.absorb(exc, deadline, "%s in %s to be ready" % (kind, namespace))
-        waiting = sorted(n for n in names if not (n in seen and READY[kind](seen[n])))
+                failures.absorb(exc, deadline, what)
+        waiting = sorted(n for n in names if not (n in seen and ready(kind, seen[n])))
         if waiting:
             states = []
             for name in waiting:
                 troubles = sum(current_pod_troubles(client, kind, seen[name], probes=True), []) if name in seen else []
                 states.append("%s/%s (%s)%s" % (namespace, name, describe(seen[name]) if name in seen else "not created",
                                                 (": " + "; ".join(troubles)) if troubles else ""))
-            raise K8sError("timed out after %ss waiting for %s to be ready: %s" % (timeout, kind, "; ".join(states)))
+            raise K8sError("timed out after %ss waiting for %s: %s" % (timeout, (
+                "%s to run %d ready replicas" % (kind, replicas) if replicas is not None else "%s to be ready" % kind),
+                "; ".join(states)))
 
 
 class Stuck(K8sError):

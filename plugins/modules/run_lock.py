@@ -125,6 +125,7 @@ import time
 from ansible_collections.toolhive.k8s.plugins.module_utils.applier import collection_path, object_path
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
+from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
 
 LEASE = "toolhive-k8s-run"
 POLL_SECONDS = 2
@@ -240,11 +241,14 @@ def take(client, namespace, holder, lease_seconds, controller):
 
 def acquire(client, params):
     holder, taken, missing = params["holder"], [], []
-    started = time.monotonic()
+    started, failures = time.monotonic(), Outage()  # a restarting or throttling API server is asked again
     for namespace in sorted(set(params["namespaces"])):
         told = False
         while True:
-            outcome, holding = take(client, namespace, holder, params["lease_seconds"], params["controller"])
+            outcome, holding = failures.read(
+                lambda namespace=namespace: take(client, namespace, holder, params["lease_seconds"], params["controller"]),
+                time.time() + max(0, params["wait_timeout"] - (time.monotonic() - started)),
+                "the run lock of namespace %s" % namespace)
             if outcome in ("taken", "renewed", "missing"):
                 (taken if outcome == "taken" else missing if outcome == "missing" else []).append(namespace)
                 break

@@ -149,9 +149,10 @@ import json
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import Refused
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, describe_conditions, find_workload, get_resource, hpas_for, wait_for_ready)
+    cr_path, describe_conditions, find_workload, get_resource, hpas_for)
+from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import wait_ready
 
 
 def kubectl_command(method, kind, name, namespace, field, replicas, workload, current_replicas):
@@ -228,17 +229,28 @@ def write_scale(module, client):
     return result, workload
 
 
+def wait_for_replicas(client, params, workload, done):
+    """The workload runs params' replicas, up to date and ready (waiter.wait_ready); a failure says what stands:
+    DONE (the change this task made), and on a timeout the resource's conditions."""
+    try:
+        wait_ready(client, [(workload.kind, workload.namespace, workload.name)], params["wait_timeout"],
+                   replicas=params["replicas"])
+    except K8sError as exc:
+        if str(exc).startswith("timed out"):
+            resource = client.get_or_none(cr_path(params["kind"], params["namespace"], params["name"],
+                                                  params["api_version"]))
+            raise K8sError("%s. %s%s" % (exc, (done + ". ") if done else "", describe_conditions(resource)),
+                           status=exc.status)
+        raise K8sError("%s. %s" % (exc, (done + "; that change stands.") if done else ""), status=exc.status)
+
+
 def run(module, client):
     params = module.params
     result, workload = retry_on_conflict(lambda: write_scale(module, client))
     if params["wait"] and not module.check_mode:
-        kind, name, namespace = params["kind"], params["name"], params["namespace"]
-        wait_for_ready(client, workload, params["replicas"], params["wait_timeout"],
-                       lambda: describe_conditions(client.get_or_none(cr_path(kind, namespace, name,
-                                                                              params["api_version"]))),
-                       done="%s %s was scaled to %d" % (workload.kind, workload.name, params["replicas"])
-                       if result["changed"] else None)
-    elif not module.check_mode:
+        wait_for_replicas(client, params, workload, "%s %s was scaled to %d" % (
+            workload.kind, workload.name, params["replicas"]) if result["changed"] else None)
+    if not module.check_mode:
         workload.obj = client.get(workload.path())
     result["workload"] = workload.counts()
     result["ready_replicas"] = result["workload"]["ready"]

@@ -194,6 +194,7 @@ import time
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import follows_spec, roles_of
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, ReadCache, run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
     CHECK_PODS_EVERY, READY, STUCK_FIX, Outage, current_pod_troubles, describe as describe_counts, pod_troubles,
     stuck_on_an_earlier_revision)
@@ -350,17 +351,16 @@ def run(module, client):
                     break  # nothing will change while this task waits
                 continue
             if stuck:
-                module.fail_json(msg="a pod cannot start, so the rollout cannot end: %s. %s." % ("; ".join(stuck), STUCK_FIX))
+                raise Refused("a pod cannot start, so the rollout cannot end: %s. %s." % ("; ".join(stuck), STUCK_FIX))
         if conditions_met and not (params["wait_rollout"] and pending):
             break
         if time.time() >= deadline:
             if not resources:
-                module.fail_json(msg="timed out after %ss: no %s in %s matches" % (
+                raise Refused("timed out after %ss: no %s in %s matches" % (
                     params["wait_timeout"], params["kind"], params["namespace"]))
             if conditions_met:
-                module.fail_json(msg="timed out after %ss waiting for the rollouts: %s"
-                                     % (params["wait_timeout"], "; ".join(pending)),
-                                 resources=[report(ReadCache(client), r) for r in resources])
+                raise Refused("timed out after %ss waiting for the rollouts: %s" % (params["wait_timeout"], "; ".join(pending)),
+                              resources=[report(ReadCache(client), r) for r in resources])
             seen = []
             for resource in resources:
                 name = resource["metadata"]["name"]
@@ -370,9 +370,8 @@ def run(module, client):
                         params["kind"], name, ", ".join(describe(e) for e in waiting[name]),
                         ", ".join("%s=%s (%s)" % (c.get("type"), c.get("status"), c.get("reason"))
                                   for c in conditions) or "no conditions"))
-            module.fail_json(msg="timed out after %ss waiting for conditions: %s"
-                                 % (params["wait_timeout"], "; ".join(seen)),
-                             resources=[report(ReadCache(client), r) for r in resources])
+            raise Refused("timed out after %ss waiting for conditions: %s" % (params["wait_timeout"], "; ".join(seen)),
+                          resources=[report(ReadCache(client), r) for r in resources])
         time.sleep(0.5)
     reader = ReadCache(client)
     operator_redis = operator.default_redis(operator.deployments(client)) if resources else None

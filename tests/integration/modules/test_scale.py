@@ -105,9 +105,10 @@ def test_runs_with_only_the_k8s_auth_variables_awx_sets(module, vmcp, kubectl, n
     """AWX's bearer-token credential sets K8S_AUTH_HOST/API_KEY/VERIFY_SSL/SSL_CA_CERT and nothing else."""
     name = vmcp()
     kubectl("create", "serviceaccount", "automation", "-n", namespace)
-    kubectl("create", "role", "automation", "-n", namespace, "--verb=get,list,patch",
+    # The wait watches the workload and reads its current pods (their ReplicaSet, and on a timeout their events).
+    kubectl("create", "role", "automation", "-n", namespace, "--verb=get,list,watch,patch",
             "--resource=virtualmcpservers.toolhive.stacklok.dev,deployments.apps,deployments.apps/scale,"
-            "statefulsets.apps,horizontalpodautoscalers.autoscaling")
+            "statefulsets.apps,horizontalpodautoscalers.autoscaling,replicasets.apps,pods,events")
     kubectl("create", "rolebinding", "automation", "-n", namespace, "--role=automation",
             f"--serviceaccount={namespace}:automation")
     token = kubectl("create", "token", "automation", "-n", namespace).stdout.strip()

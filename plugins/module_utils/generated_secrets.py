@@ -16,10 +16,6 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 GENERATED = "toolhive.k8s/generated"
 
 
-def secret_path(namespace, name=None):
-    return kinds.path("Secret", namespace, name)
-
-
 def generated_by_us(secret):
     meta = secret.get("metadata") or {}
     return (meta.get("labels") or {}).get(MANAGED_BY) == "toolhive.k8s" and \
@@ -40,7 +36,7 @@ def create_once(client, body, check_mode):
     between our read and this create (the API server refused it: that run's content is the one)."""
     meta = body["metadata"]
     try:
-        client.create(secret_path(meta["namespace"]), body, dry_run=check_mode)
+        client.create(kinds.path("Secret", meta["namespace"]), body, dry_run=check_mode)
         return True
     except K8sError as exc:
         if exc.status == 404 and check_mode:  # the namespace too exists only on paper
@@ -53,7 +49,7 @@ def create_once(client, body, check_mode):
 def delete_if_ours(client, namespace, name, result, check_mode):
     """state=absent: delete the Secret if the collection generated it, else keep it and say why (result's kept,
     which the module warns with)."""
-    existing = client.get_or_none(secret_path(namespace, name))
+    existing = client.get_or_none(kinds.path("Secret", namespace, name))
     if existing is None:
         return result, None
     if not generated_by_us(existing):
@@ -62,7 +58,7 @@ def delete_if_ours(client, namespace, name, result, check_mode):
         return result, existing
     meta = existing["metadata"]
     # Exactly the object read: if it was replaced in between, the API server refuses (409).
-    client.delete(secret_path(namespace, name), dry_run=check_mode,
+    client.delete(kinds.path("Secret", namespace, name), dry_run=check_mode,
                   preconditions={"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]})
     result.update(changed=True, deleted=True)
     return result, existing

@@ -18,21 +18,9 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import GROUP, P
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import Outage
 
 
-def cr_path(kind, namespace, name=None, api_version="v1beta1"):
-    return kinds.path(kind, namespace, name, api_version=api_version)
-
-
-def workload_path(kind, namespace, name=None, subresource=None):
-    return kinds.path(kind, namespace, name, subresource)
-
-
-def hpa_path(namespace, name=None):
-    return kinds.path("HorizontalPodAutoscaler", namespace, name)
-
-
 def get_resource(client, kind, name, namespace, api_version="v1beta1"):
     try:
-        return client.get(cr_path(kind, namespace, name, api_version))
+        return client.get(kinds.path(kind, namespace, name, api_version=api_version))
     except K8sError as exc:
         if exc.status == 404:
             if exc.details.get("name") == name or "not found" in str(exc):
@@ -95,7 +83,7 @@ class Workload:
         }
 
     def path(self, subresource=None):
-        return workload_path(self.kind, self.namespace, self.name, subresource)
+        return kinds.path(self.kind, self.namespace, self.name, subresource)
 
     def kubectl_ref(self):
         return "%s/%s" % (self.kind.lower(), self.name)
@@ -108,7 +96,7 @@ def find_workload(client, resource_kind, name, namespace, role):
     """
     kind = kinds.workload_kind(resource_kind, role)
     # The namespace's whole list, filtered here: one request that a ReadCache shares between many resources.
-    items = [i for i in client.get(workload_path(kind, namespace)).get("items", [])
+    items = [i for i in client.get(kinds.path(kind, namespace)).get("items", [])
              if _labelled_for(i, resource_kind, name, role)]
     owned = [i for i in items if _owned_by(i, resource_kind, name)]
     # The backend StatefulSet is created by the proxy runner, not the operator, with no owner reference:
@@ -132,7 +120,7 @@ def wait_for_workload(client, resource_kind, name, namespace, role, timeout):
 
 def hpas_for(client, namespace, workloads):
     """{role: hpa} for HPAs whose scaleTargetRef is one of the workloads."""
-    items = client.get(hpa_path(namespace)).get("items", [])
+    items = client.get(kinds.path("HorizontalPodAutoscaler", namespace)).get("items", [])
     found = {}
     for workload in workloads:
         for hpa in items:

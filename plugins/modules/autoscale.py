@@ -141,7 +141,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, find_workload, get_resource, hpa_path, hpa_summary, wait_for_workload)
+    find_workload, get_resource, hpa_summary, wait_for_workload)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "toolhive.k8s"}
 
@@ -206,13 +206,13 @@ def validate(module):
 def absent(module, client, workload):
     params = module.params
     name = hpa_name(module.params["kind"], workload)
-    existing = client.get_or_none(hpa_path(params["namespace"], name))
+    existing = client.get_or_none(kinds.path("HorizontalPodAutoscaler", params["namespace"], name))
     result = dict(changed=existing is not None, released=False, command=kubectl_command(params, workload, name),
                   workload=workload.counts())
     if module._diff:
         result["diff"] = dict(before={"hpa": existing and existing.get("spec")}, after={"hpa": None})
     if existing is not None:
-        client.delete(hpa_path(params["namespace"], name), dry_run=module.check_mode)
+        client.delete(kinds.path("HorizontalPodAutoscaler", params["namespace"], name), dry_run=module.check_mode)
     return result
 
 
@@ -237,7 +237,7 @@ def present(module, client, resource, workload):
 
     name = hpa_name(module.params["kind"], workload)
     wanted = desired_spec(params, workload)
-    existing = client.get_or_none(hpa_path(namespace, name))
+    existing = client.get_or_none(kinds.path("HorizontalPodAutoscaler", namespace, name))
     if existing is not None and not contains(existing.get("spec"), wanted):
         owner = existing["spec"].get("scaleTargetRef", {})
         if (owner.get("kind"), owner.get("name")) != (workload.kind, workload.name):
@@ -253,15 +253,15 @@ def present(module, client, resource, workload):
             after={"hpa": wanted, field: None if release else spec.get(field)})
 
     if release:
-        client.patch(cr_path(kind, namespace, params["name"], params["api_version"]),
+        client.patch(kinds.path(kind, namespace, params["name"], api_version=params["api_version"]),
                      {"spec": {field: None}}, dry_run=module.check_mode)
     hpa = existing
     if existing is None:
         body = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                 "metadata": {"name": name, "namespace": namespace, "labels": MANAGED_BY}, "spec": wanted}
-        hpa = client.create(hpa_path(namespace), body, dry_run=module.check_mode)
+        hpa = client.create(kinds.path("HorizontalPodAutoscaler", namespace), body, dry_run=module.check_mode)
     elif hpa_changed:
-        hpa = client.patch(hpa_path(namespace, name), {"spec": wanted}, dry_run=module.check_mode)
+        hpa = client.patch(kinds.path("HorizontalPodAutoscaler", namespace, name), {"spec": wanted}, dry_run=module.check_mode)
     result["hpa"] = hpa_summary(hpa)
     return result
 

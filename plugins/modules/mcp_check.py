@@ -297,7 +297,7 @@ from urllib.parse import urlparse
 from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, mcp, mcp_findings
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
-from ansible_collections.toolhive.k8s.plugins.module_utils.resources import cr_path, find_workload, get_resource
+from ansible_collections.toolhive.k8s.plugins.module_utils.resources import find_workload, get_resource
 
 KINDS = tuple(kinds.SERVERS)
 DEFAULT_PORT = {"VirtualMCPServer": 4483, "MCPServer": 8080, "MCPRemoteProxy": 8080}
@@ -315,7 +315,7 @@ def fetch(client, kind, params):
     if params["name"] and params["kind"]:
         return [get_resource(client, kind, params["name"], namespace, version)]
     selector = params["label_selector"] if not (params["name"] or params["names"]) else None
-    items = client.get(cr_path(kind, namespace, api_version=version), labelSelector=selector).get("items", [])
+    items = client.get(kinds.path(kind, namespace, api_version=version), labelSelector=selector).get("items", [])
     for item in items:
         item.setdefault("kind", kind)
     wanted = [params["name"]] if params["name"] else params["names"]

@@ -155,8 +155,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secr
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.generated_secrets import (
-    GENERATED, MANAGED_BY, generated_by_us, secret_path)
-from ansible_collections.toolhive.k8s.plugins.module_utils.resources import cr_path, workload_path
+    GENERATED, MANAGED_BY, generated_by_us)
 
 ROTATION = "toolhive.k8s/rotation"  # on the Secret while it holds the previous passwords too
 PREVIOUS = "previous-"  # the key prefix of a previous password during a rotation
@@ -187,7 +186,7 @@ def restart(client, namespace, workloads, check_mode):
         meta = item["metadata"]
         owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), {})
         if owner.get("kind") == "MCPServer":
-            client.patch(cr_path("MCPServer", namespace, owner["name"], owner["apiVersion"].split("/")[-1]),
+            client.patch(kinds.path("MCPServer", namespace, owner["name"], api_version=owner["apiVersion"].split("/")[-1]),
                          {"metadata": {"annotations": {MCPSERVER_RESTARTED_AT: now}}}, dry_run=check_mode)
         elif owner.get("kind") in ("VirtualMCPServer", "MCPRemoteProxy"):
             selector = ",".join("%s=%s" % pair for pair in sorted(item["spec"]["selector"]["matchLabels"].items()))
@@ -195,7 +194,7 @@ def restart(client, namespace, workloads, check_mode):
                            params={"labelSelector": selector, "dryRun": "All" if check_mode else None})
         else:
             body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
-            client.patch(workload_path(kind, namespace, meta["name"]), body, patch_type="strategic",
+            client.patch(kinds.path(kind, namespace, meta["name"]), body, patch_type="strategic",
                          dry_run=check_mode)
         done.append("%s/%s" % (kind, meta["name"]))
     return done
@@ -205,7 +204,7 @@ def present(module, client, result):
     params = module.params
     namespace, name = params["namespace"], params["name"]
     wanted_keys = set(params["keys"]) | set(params["values"])
-    existing = client.get_or_none(secret_path(namespace, name))
+    existing = client.get_or_none(kinds.path("Secret", namespace, name))
     result["rotation"] = rotation_of(existing)
     regenerate = params["regenerate"] or (params["rotation"] == "start" and existing is None)
     if existing is not None and params["rotation"] == "start" and generated_by_us(existing):
@@ -226,7 +225,7 @@ def present(module, client, result):
                        "Secret" % (namespace, name, MANAGED_BY, GENERATED))
     if existing is None and not regenerate:
         running = [w for w in params["used_by"]
-                   if client.get_or_none(workload_path(w["kind"], namespace, w["name"])) is not None]
+                   if client.get_or_none(kinds.path(w["kind"], namespace, w["name"])) is not None]
         if running:
             raise K8sError(
                 "Secret %s/%s is missing while %s, which read(s) it, exist(s): its pods still use the old password, "
@@ -240,7 +239,7 @@ def present(module, client, result):
             result.update(changed=True, created=True)
         else:
             # Another run created it between our read and our create: its password is the one.
-            raced = client.get(secret_path(namespace, name))
+            raced = client.get(kinds.path("Secret", namespace, name))
             result["secret_keys"] = sorted(raced.get("data") or {})
             module.warn("Secret %s/%s was created by another run at the same moment; its password is kept"
                         % (namespace, name))
@@ -248,7 +247,7 @@ def present(module, client, result):
     else:
         body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]  # a racing change: 409
         body["metadata"]["labels"] = dict(existing["metadata"].get("labels") or {}, **body["metadata"]["labels"])
-        client.replace(secret_path(namespace, name), body, dry_run=module.check_mode)
+        client.replace(kinds.path("Secret", namespace, name), body, dry_run=module.check_mode)
         result.update(changed=True, regenerated=True)
     result["secret_keys"] = sorted(wanted_keys)
     if regenerate:
@@ -266,7 +265,7 @@ def _replace(module, client, existing, data, annotations):
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": meta.get("labels") or {},
                          "annotations": annotations,
                          "resourceVersion": meta["resourceVersion"]}}  # a racing change is a 409
-    client.replace(secret_path(existing["metadata"]["namespace"], existing["metadata"]["name"]), body,
+    client.replace(kinds.path("Secret", existing["metadata"]["namespace"], existing["metadata"]["name"]), body,
                    dry_run=module.check_mode)
 
 

@@ -160,7 +160,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds,
 from ansible_collections.toolhive.k8s.plugins.module_utils.applier import object_path
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import FIELD_MANAGER, ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    GROUP, PLURALS, cr_path, crds_missing_message, hpa_path)
+    GROUP, PLURALS, crds_missing_message)
 
 
 # The only objects a job of this collection writes: anything else among the manifests (a ClusterRole, a
@@ -226,7 +226,7 @@ def check_crds(client, resources, problems, checks):
 def existing(reader, kind, namespace, version):
     """{name: object} of one kind in one namespace: one list (ReadCache) however many servers ask."""
     return {item["metadata"]["name"]: item
-            for item in reader.get(cr_path(kind, namespace, api_version=version))["items"]}
+            for item in reader.get(kinds.path(kind, namespace, api_version=version))["items"]}
 
 
 def names_of(reader, kind, namespace, version):
@@ -266,7 +266,7 @@ def check_ownership(reader, servers, served, autoscaled, problems, checks):
                      if f not in autoscaled.get((kind, meta["namespace"], meta["name"]), ())}
         if not workloads:
             continue
-        for hpa in reader.get(hpa_path(meta["namespace"])).get("items", []):
+        for hpa in reader.get(kinds.path("HorizontalPodAutoscaler", meta["namespace"])).get("items", []):
             target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
             # The workloads carry the resource's name (find_workload): a Deployment, or the backend StatefulSet.
             if target.get("name") == meta["name"] and target.get("kind") in workloads:

@@ -146,12 +146,12 @@ command:
 
 import json
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, describe_conditions, find_workload, get_resource, hpas_for)
+    describe_conditions, find_workload, get_resource, hpas_for)
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import wait_ready
 
 
@@ -224,7 +224,7 @@ def write_scale(module, client):
         read = resource if method == "resource" else workload.obj
         body = {"metadata": {"resourceVersion": read["metadata"]["resourceVersion"]},
                 "spec": {field if method == "resource" else "replicas": replicas}}
-        path = cr_path(kind, namespace, name, params["api_version"]) if method == "resource" else workload.path("scale")
+        path = kinds.path(kind, namespace, name, api_version=params["api_version"]) if method == "resource" else workload.path("scale")
         client.patch(path, body, dry_run=module.check_mode)
     return result, workload
 
@@ -237,8 +237,7 @@ def wait_for_replicas(client, params, workload, done):
                    replicas=params["replicas"])
     except K8sError as exc:
         if str(exc).startswith("timed out"):
-            resource = client.get_or_none(cr_path(params["kind"], params["namespace"], params["name"],
-                                                  params["api_version"]))
+            resource = client.get_or_none(kinds.path(params["kind"], params["namespace"], params["name"], api_version=params["api_version"]))
             raise K8sError("%s. %s%s" % (exc, (done + ". ") if done else "", describe_conditions(resource)),
                            status=exc.status)
         raise K8sError("%s. %s" % (exc, (done + "; that change stands.") if done else ""), status=exc.status)

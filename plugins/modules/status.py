@@ -199,7 +199,7 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import (
     CHECK_PODS_EVERY, READY, STUCK_FIX, Outage, current_pod_troubles, describe as describe_counts, pod_troubles,
     stuck_on_an_earlier_revision)
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
-    cr_path, find_workload, get_resource, hpa_summary, hpas_for)
+    find_workload, get_resource, hpa_summary, hpas_for)
 
 
 def condition_matches(condition, expected):
@@ -314,7 +314,7 @@ def fetch(client, params):
     kind, namespace = params["kind"], params["namespace"]
     if params["name"]:
         return [get_resource(client, kind, params["name"], namespace, params["api_version"])]
-    items = client.get(cr_path(kind, namespace, api_version=params["api_version"]),
+    items = client.get(kinds.path(kind, namespace, api_version=params["api_version"]),
                        labelSelector=None if params["names"] else params["label_selector"]).get("items", [])
     for item in items:  # list items carry no kind
         item.setdefault("kind", kind)

@@ -102,10 +102,9 @@ except ImportError:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secrets
+from ansible_collections.toolhive.k8s.plugins.module_utils import generated_secrets, kinds
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
-from ansible_collections.toolhive.k8s.plugins.module_utils.generated_secrets import secret_path
 
 KEYS = ("tls.crt", "tls.key", "ca.crt")
 
@@ -202,7 +201,7 @@ def present(module, client, result):
     params = module.params
     if not params["dns_names"]:
         raise K8sError("dns_names is empty: the certificate must name the server. Fix: list the names clients use")
-    existing = client.get_or_none(secret_path(params["namespace"], params["name"]))
+    existing = client.get_or_none(kinds.path("Secret", params["namespace"], params["name"]))
     if existing is not None:
         return check_existing(module, existing, result)
     material = generate(params["dns_names"], params["days"])
@@ -214,7 +213,7 @@ def present(module, client, result):
         return result
     module.warn("Secret %s/%s was created by another run at the same moment; its certificate is kept"
                 % (params["namespace"], params["name"]))
-    return check_existing(module, client.get(secret_path(params["namespace"], params["name"])), result)
+    return check_existing(module, client.get(kinds.path("Secret", params["namespace"], params["name"])), result)
 
 
 def run(module, client):

@@ -26,7 +26,10 @@ SERVERS = {
             "vmcp": {"kind": "Deployment", "field": "replicas", "container": "vmcp", "hpa": "{name}"},
         },
         "service": "vmcp-{name}",
+        "port": 4483,  # the gateway's Service port
         "transport": "streamable-http",  # no transport field: the gateway speaks streamable HTTP
+        "called": "gateway",  # in the findings' sentences
+        "role": "vmcp",  # the role whose variables wire its session storage
     },
     "MCPServer": {
         "plural": "mcpservers",
@@ -40,7 +43,10 @@ SERVERS = {
                         "hpa": "{name}-backend", "spec_image": "image"},
         },
         "service": "mcp-{name}-proxy",
+        "port": 8080,  # the proxy's port when the spec names none (spec.proxyPort or spec.port)
         "transport": "stdio",  # the CRD's default
+        "called": "server",
+        "role": "mcpserver",
     },
     # v0.44.0 cmd/thv-operator/controllers: mcpremoteproxy_deployment.go (Deployment NAME, container "toolhive",
     # Replicas: spec.replicas), mcpremoteproxy_controller.go labelsForMCPRemoteProxy (app=mcpremoteproxy,
@@ -52,7 +58,10 @@ SERVERS = {
             "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}"},
         },
         "service": "mcp-{name}-remote-proxy",
+        "port": 8080,
         "transport": "streamable-http",  # the CRD's default (enum sse, streamable-http)
+        "called": "remote proxy",
+        "role": "mcpremoteproxy",
     },
 }
 

@@ -6,11 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import mcp
-
-WHAT = {"VirtualMCPServer": "gateway", "MCPServer": "server", "MCPRemoteProxy": "remote proxy"}
-# The role whose variables wire session storage for each kind.
-ROLE = {"VirtualMCPServer": "vmcp", "MCPServer": "mcpserver", "MCPRemoteProxy": "mcpremoteproxy"}
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, mcp
 
 
 # What the API server says when its network cannot reach a pod at all (a managed control plane with no route or
@@ -76,13 +72,13 @@ def _error_sentence(server, pod, step, error):
     if status == 404 and step != "initialize":
         return text + (": the %s dropped the session it had just created — for a gateway, one of its backends failed "
                        "to initialise (a backend MCPServer with several replicas and no session storage?); see "
-                       "`kubectl logs %s -n %s`." % (WHAT[server["kind"]], pod, namespace))
+                       "`kubectl logs %s -n %s`." % (kinds.SERVERS[server["kind"]]["called"], pod, namespace))
     return text + "; see `kubectl logs %s -n %s`." % (pod, namespace)
 
 
 def _session_sentence(server, opener, pod, error):
     """A session opened on OPENER that POD did not serve."""
-    what, redis = WHAT[server["kind"]], storage_words(server)
+    what, redis = kinds.SERVERS[server["kind"]]["called"], storage_words(server)
     head = "%s pod %s answers, but a session opened on %s is %s on %s" % (
         what, opener, opener, "not served" if error.get("kind") != mcp.HTTP else "unknown", pod)
     if error.get("kind") == mcp.TIMEOUT:
@@ -93,7 +89,7 @@ def _session_sentence(server, opener, pod, error):
     if not redis:
         return head + (": the %s has no session storage, so each replica knows only its own sessions — set "
                        "sessionStorage (provider redis; the redis role with the %s role wires it), or run one replica."
-                       % (what, ROLE.get(server["kind"], "mcpserver")))
+                       % (what, kinds.SERVERS[server["kind"]]["role"]))
     if error.get("status") == 503:
         return head + (": %s cannot reach its session storage (%s): Redis is down or refuses the password — check "
                        "the Redis pod and the Secret in sessionStorage.passwordRef." % (pod, redis))

@@ -300,7 +300,6 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sErro
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import find_workload, get_resource
 
 KINDS = tuple(kinds.SERVERS)
-DEFAULT_PORT = {"VirtualMCPServer": 4483, "MCPServer": 8080, "MCPRemoteProxy": 8080}
 # The container that serves clients: the first workload's (kinds.SERVERS).
 CONTAINER = {kind: next(iter(row["workloads"].values()))["container"] for kind, row in kinds.SERVERS.items()}
 
@@ -336,11 +335,11 @@ def endpoint_of(resource):
     """(service name, port, MCP path, reason it cannot be checked or None) from status.url and the spec."""
     kind, name, spec = resource["kind"], resource["metadata"]["name"], resource.get("spec") or {}
     if kind == "VirtualMCPServer":
-        service, port, path = kinds.service_name(kind, name), DEFAULT_PORT[kind], "/mcp"
+        service, port, path = kinds.service_name(kind, name), kinds.SERVERS[kind]["port"], "/mcp"
     else:
         # An MCPServer's proxy, or an MCPRemoteProxy (which forwards /mcp to its remoteUrl's path).
         service, port, path = (kinds.service_name(kind, name), spec.get("proxyPort") or spec.get("port")
-                               or DEFAULT_PORT[kind], "/mcp")
+                               or kinds.SERVERS[kind]["port"], "/mcp")
         transport = guards.transport(kind, spec)
         mode = transport if transport in ("sse", "streamable-http") else (spec.get("proxyMode") or "streamable-http")
         if mode == "sse":

@@ -26,6 +26,9 @@ from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, waiter
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+# The argument spec of a list entry that names one of them (password_secret's used_by, rollout_restart's skip).
+WORKLOAD_OPTIONS = dict(kind=dict(type="str", required=True, choices=list(WORKLOAD_KINDS)),
+                        name=dict(type="str", required=True))
 DRAINING = "toolhive.k8s/draining"  # on a pod taken out of its ReplicaSet and Services, until it is deleted
 TEMPLATE_HASH = "pod-template-hash"  # in a ReplicaSet's selector, never in a Service's
 # Labels a pod keeps while it drains, though a Service selects on them: the Redis NetworkPolicy admits pods

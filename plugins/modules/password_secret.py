@@ -322,10 +322,7 @@ def main():
         values=dict(type="dict", default={}),
         length=dict(type="int", default=32),
         labels=dict(type="dict", default={}),
-        used_by=dict(type="list", elements="dict", default=[], options=dict(
-            kind=dict(type="str", required=True, choices=["Deployment", "StatefulSet"]),
-            name=dict(type="str", required=True),
-        )),
+        used_by=dict(type="list", elements="dict", default=[], options=restarts.WORKLOAD_OPTIONS),
         regenerate=dict(type="bool", default=False),
         rotation=dict(type="str", choices=["none", "start", "finish"], default="none"),
     )

@@ -129,10 +129,7 @@ def main():
     run_module(dict(
         namespace=dict(type="str", required=True),
         secret=dict(type="str", required=True, no_log=False),
-        skip=dict(type="list", elements="dict", default=[], options=dict(
-            kind=dict(type="str", required=True, choices=["Deployment", "StatefulSet"]),
-            name=dict(type="str", required=True),
-        )),
+        skip=dict(type="list", elements="dict", default=[], options=restarts.WORKLOAD_OPTIONS),
         wait_timeout=dict(type="int", default=300),
     ), run)
 

@@ -90,9 +90,19 @@ def service_labels(services, labels):
     return sorted(remove)
 
 
-def _until(what, probe, deadline):
+def until(what, probe, deadline):
+    """probe()'s first true answer, asked every POLL seconds until DEADLINE; transient failures are waited out (the
+    outage rule of every wait), a pod that cannot start (waiter.Stuck) ends it at once."""
+    failures = waiter.Outage()
     while True:
-        answer = probe()
+        try:
+            answer = probe()
+        except waiter.Stuck:
+            raise
+        except K8sError as exc:
+            failures.absorb(exc, deadline, what)
+            continue
+        failures.answered()
         if answer:
             return answer
         if time.time() >= deadline:
@@ -124,10 +134,10 @@ def drain_and_replace(client, deployment, pod, deadline):
     wanted = (deployment.get("spec") or {}).get("replicas", 1)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     client.patch(pod_path, {"metadata": {"labels": {TEMPLATE_HASH: "draining"}, "annotations": {DRAINING: now}}})
-    _until("ReplicaSet to release pod %s/%s" % (namespace, name),
-           lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
-    _until("a ready replacement of pod %s/%s" % (namespace, name),
-           lambda: replacements_ready(client, deployment, wanted), deadline)
+    until("ReplicaSet to release pod %s/%s" % (namespace, name),
+          lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
+    until("a ready replacement of pod %s/%s" % (namespace, name),
+          lambda: replacements_ready(client, deployment, wanted), deadline)
     waiter.wait_ready(client, [("Deployment", namespace, deployment["metadata"]["name"])], max(1, deadline - time.time()))
     finish_draining(client, client.get(pod_path), deadline)
 
@@ -140,8 +150,8 @@ def finish_draining(client, pod, deadline):
     labels = service_labels(services, pod["metadata"].get("labels") or {})
     if labels:  # behind a Service: out of it, and sent nothing new once every node has caught up
         client.patch(pod_path, {"metadata": {"labels": dict.fromkeys(labels)}})  # null removes a label
-        _until("pod %s/%s to leave the EndpointSlices" % (namespace, name),
-               lambda: not listed_by_endpoints(client, namespace, uid), deadline)
+        until("pod %s/%s to leave the EndpointSlices" % (namespace, name),
+              lambda: not listed_by_endpoints(client, namespace, uid), deadline)
         time.sleep(NODES_CATCH_UP)
     client.delete(pod_path, preconditions={"uid": uid})
 
@@ -149,7 +159,7 @@ def finish_draining(client, pod, deadline):
 def delete_in_turn(client, statefulset, pod, deadline):
     namespace, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
     client.delete(kinds.path("Pod", namespace, name), preconditions={"uid": uid})
-    _until("pod %s/%s to be made again" % (namespace, name), lambda: (
+    until("pod %s/%s to be made again" % (namespace, name), lambda: (
         (client.get_or_none(kinds.path("Pod", namespace, name)) or {}).get("metadata", {}).get("uid") not in (None, uid)),
         deadline)
     waiter.wait_ready(client, [("StatefulSet", namespace, statefulset["metadata"]["name"])],

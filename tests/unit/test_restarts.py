@@ -1,4 +1,9 @@
-from ansible_collections.toolhive.k8s.plugins.module_utils import restarts
+import time
+
+import pytest
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import restarts, waiter
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 
 
 def test_a_pod_reads_a_secret_through_env_envfrom_or_a_volume_of_any_container():
@@ -9,3 +14,27 @@ def test_a_pod_reads_a_secret_through_env_envfrom_or_a_volume_of_any_container()
             "volumes": [{"secret": {"secretName": "mounted"}}, {"emptyDir": {}}]}
     assert restarts.secret_refs(spec) == {"init", "bulk", "mounted"}
     assert restarts.secret_refs({}) == set()
+
+
+def test_a_wait_of_a_drain_asks_again_through_an_outage_and_ends_at_once_on_a_stuck_pod(monkeypatch):
+    monkeypatch.setattr(restarts.time, "sleep", lambda seconds: None)
+    answers = iter([K8sError("no answer"), K8sError("HTTP 503", status=503), False, "ready"])
+
+    def probe():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert restarts.until("the replacement", probe, time.time() + 60) == "ready"
+
+    def stuck():
+        raise waiter.Stuck("Deployment ns/gw cannot become ready: pod gw-1, container vmcp: ImagePullBackOff")
+
+    with pytest.raises(waiter.Stuck):
+        restarts.until("the replacement", stuck, time.time() + 60)
+    def refused():  # not transient: no second ask
+        raise K8sError("HTTP 403", status=403)
+
+    with pytest.raises(K8sError, match="HTTP 403"):
+        restarts.until("the replacement", refused, time.time() + 60)

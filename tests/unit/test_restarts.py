@@ -33,6 +33,7 @@ def test_a_wait_of_a_drain_asks_again_through_an_outage_and_ends_at_once_on_a_st
 
     with pytest.raises(waiter.Stuck):
         restarts.until("the replacement", stuck, time.time() + 60)
+
     def refused():  # not transient: no second ask
         raise K8sError("HTTP 403", status=403)
 

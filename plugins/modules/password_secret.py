@@ -73,6 +73,7 @@ options:
         Secret cannot be rotated (no one knows the password the running pods hold), so C(start) then acts as
         O(regenerate).
       - C(finish) removes the previous passwords and the annotation, once every reader holds the new ones.
+      - Like O(regenerate), only for a Secret the collection created.
       - C(none) changes nothing of a rotation; RV(rotation) still says whether one is under way.
     type: str
     choices: [none, start, finish]

@@ -23,7 +23,6 @@ import datetime
 import time
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, waiter
-from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 # The argument spec of a list entry that names one of them (password_secret's used_by, rollout_restart's skip).
@@ -35,7 +34,6 @@ TEMPLATE_HASH = "pod-template-hash"  # in a ReplicaSet's selector, never in a Se
 # labelled toolhive=true, and a draining pod still serves requests that need Redis.
 KEPT_LABELS = ("toolhive", "app", "app.kubernetes.io/name")
 NODES_CATCH_UP = 3  # seconds after the EndpointSlices drop a pod, for every node's proxy rules to follow
-POLL = 0.5
 
 
 def secret_refs(pod_spec):
@@ -68,11 +66,6 @@ def live_pods(client, namespace, selector):
             if not pod["metadata"].get("deletionTimestamp")]
 
 
-def pod_ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 def service_labels(services, labels):
     """One label per Service that selects a pod of LABELS whose removal makes it select the pod no longer, none of
     KEPT_LABELS; None when a Service selects only on KEPT_LABELS (the pod cannot leave it)."""
@@ -90,26 +83,6 @@ def service_labels(services, labels):
     return sorted(remove)
 
 
-def until(what, probe, deadline):
-    """probe()'s first true answer, asked every POLL seconds until DEADLINE; transient failures are waited out (the
-    outage rule of every wait), a pod that cannot start (waiter.Stuck) ends it at once."""
-    failures = waiter.Outage()
-    while True:
-        try:
-            answer = probe()
-        except waiter.Stuck:
-            raise
-        except K8sError as exc:
-            failures.absorb(exc, deadline, what)
-            continue
-        failures.answered()
-        if answer:
-            return answer
-        if time.time() >= deadline:
-            raise K8sError("timed out waiting for %s" % what)
-        time.sleep(POLL)
-
-
 def listed_by_endpoints(client, namespace, uid):
     slices = client.get(kinds.path("EndpointSlice", namespace)).get("items", [])
     return any((endpoint.get("targetRef") or {}).get("uid") == uid
@@ -120,11 +93,11 @@ def replacements_ready(client, deployment, wanted):
     """True when WANTED pods of DEPLOYMENT's ReplicaSets are ready; raises waiter.Stuck when one cannot start."""
     owned = [p for p in live_pods(client, deployment["metadata"]["namespace"], selector_of(deployment))
              if p["metadata"].get("ownerReferences")]
-    stuck, _other = waiter.pod_troubles([p for p in owned if not pod_ready(p)])
+    stuck, _other = waiter.pod_troubles([p for p in owned if not waiter.pod_ready(p)])
     if stuck:
         raise waiter.Stuck("Deployment %s/%s cannot become ready: %s. %s" % (
             deployment["metadata"]["namespace"], deployment["metadata"]["name"], "; ".join(stuck), waiter.STUCK_FIX))
-    return sum(1 for p in owned if pod_ready(p)) >= wanted
+    return sum(1 for p in owned if waiter.pod_ready(p)) >= wanted
 
 
 def drain_and_replace(client, deployment, pod, deadline):
@@ -134,10 +107,10 @@ def drain_and_replace(client, deployment, pod, deadline):
     wanted = (deployment.get("spec") or {}).get("replicas", 1)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     client.patch(pod_path, {"metadata": {"labels": {TEMPLATE_HASH: "draining"}, "annotations": {DRAINING: now}}})
-    until("ReplicaSet to release pod %s/%s" % (namespace, name),
-          lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
-    until("a ready replacement of pod %s/%s" % (namespace, name),
-          lambda: replacements_ready(client, deployment, wanted), deadline)
+    waiter.poll_until("ReplicaSet to release pod %s/%s" % (namespace, name),
+                      lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
+    waiter.poll_until("a ready replacement of pod %s/%s" % (namespace, name),
+                      lambda: replacements_ready(client, deployment, wanted), deadline)
     waiter.wait_ready(client, [("Deployment", namespace, deployment["metadata"]["name"])], max(1, deadline - time.time()))
     finish_draining(client, client.get(pod_path), deadline)
 
@@ -150,8 +123,8 @@ def finish_draining(client, pod, deadline):
     labels = service_labels(services, pod["metadata"].get("labels") or {})
     if labels:  # behind a Service: out of it, and sent nothing new once every node has caught up
         client.patch(pod_path, {"metadata": {"labels": dict.fromkeys(labels)}})  # null removes a label
-        until("pod %s/%s to leave the EndpointSlices" % (namespace, name),
-              lambda: not listed_by_endpoints(client, namespace, uid), deadline)
+        waiter.poll_until("pod %s/%s to leave the EndpointSlices" % (namespace, name),
+                          lambda: not listed_by_endpoints(client, namespace, uid), deadline)
         time.sleep(NODES_CATCH_UP)
     client.delete(pod_path, preconditions={"uid": uid})
 
@@ -159,7 +132,7 @@ def finish_draining(client, pod, deadline):
 def delete_in_turn(client, statefulset, pod, deadline):
     namespace, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
     client.delete(kinds.path("Pod", namespace, name), preconditions={"uid": uid})
-    until("pod %s/%s to be made again" % (namespace, name), lambda: (
+    waiter.poll_until("pod %s/%s to be made again" % (namespace, name), lambda: (
         (client.get_or_none(kinds.path("Pod", namespace, name)) or {}).get("metadata", {}).get("uid") not in (None, uid)),
         deadline)
     waiter.wait_ready(client, [("StatefulSet", namespace, statefulset["metadata"]["name"])],

@@ -147,12 +147,17 @@ def current_pod_troubles(client, kind, obj, probes=False):
     return stuck, other + (failing_probes(client, obj["metadata"]["namespace"], pods) if probes else [])
 
 
+def pod_ready(pod):
+    """The pod's own Ready condition: what puts it behind its Services."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def failing_probes(client, namespace, pods):
     """One sentence per running pod of PODS that is not ready, with what its readiness probe last said (the
     kubelet's Unhealthy event; a probe may print why, as the Redis pods' do in Sentinel mode)."""
-    unready = set(pod["metadata"]["name"] for pod in pods if (pod.get("status") or {}).get("phase") == "Running"
-                  and not any(c.get("type") == "Ready" and c.get("status") == "True"
-                              for c in pod["status"].get("conditions") or []))
+    unready = set(pod["metadata"]["name"] for pod in pods
+                  if (pod.get("status") or {}).get("phase") == "Running" and not pod_ready(pod))
     if not unready:
         return []
     events = client.get(kinds.path("Event", namespace), fieldSelector="reason=Unhealthy").get("items", [])
@@ -304,3 +309,23 @@ def raise_if_stuck(client, kind, objects):
         if stuck:
             raise Stuck("%s %s/%s cannot become ready: %s. %s"
                         % (kind, obj["metadata"]["namespace"], obj["metadata"]["name"], "; ".join(stuck), STUCK_FIX))
+
+
+def poll_until(what, probe, deadline, interval=0.5):
+    """probe()'s first true answer, asked every INTERVAL seconds until DEADLINE; transient failures are waited out (the
+    outage rule of every wait), a pod that cannot start (Stuck) ends it at once."""
+    failures = Outage()
+    while True:
+        try:
+            answer = probe()
+        except Stuck:
+            raise
+        except K8sError as exc:
+            failures.absorb(exc, deadline, what)
+            continue
+        failures.answered()
+        if answer:
+            return answer
+        if time.time() >= deadline:
+            raise K8sError("timed out waiting for %s" % what)
+        time.sleep(interval)

@@ -294,7 +294,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, mcp, mcp_findings
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, mcp, mcp_findings, waiter
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import ReadCache, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import find_workload, get_resource
@@ -380,7 +380,7 @@ def pods_of(reader, workload):
         if any(labels.get(k) != v for k, v in selector.items()):
             continue
         status = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        ready = waiter.pod_ready(pod)
         running = status.get("phase") == "Running" and bool(status.get("podIP"))
         reason = None
         if pod["metadata"].get("deletionTimestamp"):

@@ -17,7 +17,7 @@ def test_a_pod_reads_a_secret_through_env_envfrom_or_a_volume_of_any_container()
 
 
 def test_a_wait_of_a_drain_asks_again_through_an_outage_and_ends_at_once_on_a_stuck_pod(monkeypatch):
-    monkeypatch.setattr(restarts.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(waiter.time, "sleep", lambda seconds: None)
     answers = iter([K8sError("no answer"), K8sError("HTTP 503", status=503), False, "ready"])
 
     def probe():
@@ -26,16 +26,16 @@ def test_a_wait_of_a_drain_asks_again_through_an_outage_and_ends_at_once_on_a_st
             raise answer
         return answer
 
-    assert restarts.until("the replacement", probe, time.time() + 60) == "ready"
+    assert waiter.poll_until("the replacement", probe, time.time() + 60) == "ready"
 
     def stuck():
         raise waiter.Stuck("Deployment ns/gw cannot become ready: pod gw-1, container vmcp: ImagePullBackOff")
 
     with pytest.raises(waiter.Stuck):
-        restarts.until("the replacement", stuck, time.time() + 60)
+        waiter.poll_until("the replacement", stuck, time.time() + 60)
 
     def refused():  # not transient: no second ask
         raise K8sError("HTTP 403", status=403)
 
     with pytest.raises(K8sError, match="HTTP 403"):
-        restarts.until("the replacement", refused, time.time() + 60)
+        waiter.poll_until("the replacement", refused, time.time() + 60)

@@ -32,10 +32,10 @@ def has_redis(spec):
 
 def uses_operator_redis(kind, spec, operator_redis):
     """Whether the operator's global Redis default (operator.default_redis(), or None) serves this resource's
-    sessions: an MCPServer gets it unless its sessionStorage is Redis, the other kinds only without any."""
+    sessions, by the kind's rule (kinds.SERVERS default_redis)."""
     if not operator_redis:
         return False
-    if kind == "MCPServer":
+    if kinds.SERVERS[kind]["default_redis"] == "unless_redis":
         return not has_redis(spec)
     return not (spec or {}).get("sessionStorage")
 

@@ -30,6 +30,12 @@ SERVERS = {
         "transport": "streamable-http",  # no transport field: the gateway speaks streamable HTTP
         "called": "gateway",  # in the findings' sentences
         "role": "vmcp",  # the role whose variables wire its session storage
+        # When the operator's global Redis default (operator.default_redis()) serves its sessions, as its controller
+        # decides (v0.44.0 to v0.66.0): "unless_redis", whatever sessionStorage says unless its provider is redis, or
+        # "if_unset", only without sessionStorage. Here its Deployment gets the default's password only without
+        # sessionStorage (virtualmcpserver_deployment.go buildRedisPasswordEnvVar); its config still names the
+        # default's address for a provider other than redis (vmcpconfig/converter.go convertSessionStorage).
+        "default_redis": "if_unset",
     },
     "MCPServer": {
         "plural": "mcpservers",
@@ -47,6 +53,7 @@ SERVERS = {
         "transport": "stdio",  # the CRD's default
         "called": "server",
         "role": "mcpserver",
+        "default_redis": "unless_redis",  # mcpserver_runconfig.go populateScalingConfig
     },
     # v0.44.0 cmd/thv-operator/controllers: mcpremoteproxy_deployment.go (Deployment NAME, container "toolhive",
     # Replicas: spec.replicas), mcpremoteproxy_controller.go labelsForMCPRemoteProxy (app=mcpremoteproxy,
@@ -62,6 +69,7 @@ SERVERS = {
         "transport": "streamable-http",  # the CRD's default (enum sse, streamable-http)
         "called": "remote proxy",
         "role": "mcpremoteproxy",
+        "default_redis": "if_unset",  # mcpremoteproxy_runconfig.go populateScalingConfigForRemoteProxy
     },
 }
 

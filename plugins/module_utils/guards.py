@@ -144,7 +144,7 @@ def findings(kind, spec, workloads, hpas, operator_redis=None):
         if spec.get(field) is not None:
             sentences.append("HPA %s targets the %s workload while spec.%s=%s is set: the operator and the HPA "
                              "fight over the count; remove spec.%s." % (hpa["name"], role, field, spec[field], field))
-    if kind == "MCPServer" and is_stdio(kind, spec):
+    if is_stdio(kind, spec):  # as in check_resource: a kind whose CRD has no stdio never has it in its spec
         for field in replica_fields(kind):
             if (spec.get(field) or 0) > 1:
                 sentences.append("stdio server with spec.%s=%s: it runs one replica only." % (field, spec[field]))

@@ -1,7 +1,7 @@
 """Pure logic: the guard rules, findings, condition matching, HPA comparison."""
 import pytest
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, operator
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
 from ansible_collections.toolhive.k8s.plugins.modules.autoscale import contains
 from ansible_collections.toolhive.k8s.plugins.modules.status import condition_matches, unobserved
 
@@ -59,6 +59,26 @@ def test_findings_are_plain_sentences():
     assert "sessionAffinity ClientIP with 2 replicas" in text
     assert guards.findings("VirtualMCPServer", {"sessionStorage": REDIS, "sessionAffinity": "None"},
                            {"vmcp": {"spec": 3}}, {}) == []
+
+
+# The transports each CRD accepts (v0.44.0 to v0.66.0; None: the spec names none). A VirtualMCPServer has no
+# transport field, so the API server drops one from its spec.
+CRD_TRANSPORTS = {"MCPServer": (None, "stdio", "sse", "streamable-http"), "VirtualMCPServer": (None,),
+                  "MCPRemoteProxy": (None, "sse", "streamable-http")}
+
+
+@pytest.mark.parametrize("kind, transport", [(k, t) for k, ts in CRD_TRANSPORTS.items() for t in ts])
+def test_only_a_stdio_mcpserver_is_found_running_one_replica(kind, transport):
+    """The stdio findings follow the transport alone: of what the CRDs accept, only an MCPServer's stdio (its
+    default) is stdio."""
+    spec = {"replicas": 2, "transport": transport} if transport else {"replicas": 2}
+    workloads = {role: {"spec": 2} for role in kinds.roles_of(kind)}
+    stdio = [s for s in guards.findings(kind, spec, workloads, {}) if s.startswith("stdio server")]
+    if kind == "MCPServer" and transport in (None, "stdio"):
+        assert stdio == ["stdio server with spec.replicas=2: it runs one replica only."] + [
+            "stdio server's %s workload runs 2 replicas: only one is ever used." % role for role in workloads]
+    else:
+        assert stdio == []
 
 
 @pytest.mark.parametrize("expected, matches", [

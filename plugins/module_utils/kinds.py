@@ -29,6 +29,9 @@ SERVERS = {
         "port": 4483,  # the gateway's Service port
         "transport": "streamable-http",  # no transport field: the gateway speaks streamable HTTP
         "called": "gateway",  # in the findings' sentences
+        # Why it answers the MCP check but lists no tools (mcp_findings).
+        "no_tools": "its group has no MCPServers, or it has not discovered them yet (toolhive.k8s.status shows its "
+                    "conditions)",
         "role": "vmcp",  # the role whose variables wire its session storage
         # When the operator's global Redis default (operator.default_redis()) serves its sessions, as its controller
         # decides (v0.44.0 to v0.66.0): "unless_redis", whatever sessionStorage says unless its provider is redis, or
@@ -52,6 +55,7 @@ SERVERS = {
         "port": 8080,  # the proxy's port when the spec names none (spec.proxyPort or spec.port)
         "transport": "stdio",  # the CRD's default
         "called": "server",
+        "no_tools": "the backend offers none, or it is failing (see the backend's logs)",
         "role": "mcpserver",
         "default_redis": "unless_redis",  # mcpserver_runconfig.go populateScalingConfig
     },
@@ -68,6 +72,7 @@ SERVERS = {
         "port": 8080,
         "transport": "streamable-http",  # the CRD's default (enum sse, streamable-http)
         "called": "remote proxy",
+        "no_tools": "the backend offers none, or it is failing (see the backend's logs)",
         "role": "mcpremoteproxy",
         "default_redis": "if_unset",  # mcpremoteproxy_runconfig.go populateScalingConfigForRemoteProxy
     },

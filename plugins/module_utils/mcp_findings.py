@@ -162,12 +162,7 @@ def tagged_findings(server):
             "discovering, or a backend unreachable from some) — compare their logs."
             % ", ".join("%s %s" % (r["pod"], r.get("tools")) for r in answering))
     elif counts == [0]:
-        if server["kind"] == "VirtualMCPServer":
-            add("it answers but lists no tools: its group has no MCPServers, or it has not discovered "
-                "them yet (toolhive.k8s.status shows its conditions).")
-        else:
-            add("it answers but lists no tools: the backend offers none, or it is failing (see the "
-                "backend's logs).")
+        add("it answers but lists no tools: %s." % kinds.SERVERS[server["kind"]]["no_tools"])
     service = server.get("service") or {}
     if service.get("error") and answering:
         add(_service_sentence(server, service), lost_in_service(server, service))

@@ -143,6 +143,19 @@ def test_replicas_that_disagree_on_the_tools_and_a_gateway_without_tools():
     assert any("lists no tools: its group has no MCPServers" in s for s in mcp_findings.findings(server))
 
 
+@pytest.mark.parametrize("kind, why", [
+    ("VirtualMCPServer", "its group has no MCPServers, or it has not discovered them yet (toolhive.k8s.status shows "
+                         "its conditions)."),
+    ("MCPServer", "the backend offers none, or it is failing (see the backend's logs)."),
+    ("MCPRemoteProxy", "the backend offers none, or it is failing (see the backend's logs)."),
+])
+def test_a_server_without_tools_is_told_why_in_its_kinds_words(kind, why):
+    server = base(kind=kind)
+    for replica in server["replicas"]:
+        replica["tools"] = 0
+    assert "it answers but lists no tools: " + why in mcp_findings.findings(server)
+
+
 def test_service_that_breaks_sessions_through_affinity_none():
     server = base(session_affinity="None", service={"name": "vmcp-gw", "error": {
         "kind": "http", "status": 404, "step": "tools/list", "message": "HTTP 404: Session terminated"}})

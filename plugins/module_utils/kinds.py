@@ -39,6 +39,10 @@ SERVERS = {
         # sessionStorage (virtualmcpserver_deployment.go buildRedisPasswordEnvVar); its config still names the
         # default's address for a provider other than redis (vmcpconfig/converter.go convertSessionStorage).
         "default_redis": "if_unset",
+        # How password_secret gives its workload new pods when a password changes: "pods", deleted, since its
+        # operator reverts any change to the pod template (v0.44.0 podTemplateMetadataNeedsUpdate compares the
+        # annotations whole), or {"annotation": A}, the operator's own restart annotation A set on the resource.
+        "restart": "pods",
     },
     "MCPServer": {
         "plural": "mcpservers",
@@ -58,6 +62,9 @@ SERVERS = {
         "no_tools": "the backend offers none, or it is failing (see the backend's logs)",
         "role": "mcpserver",
         "default_redis": "unless_redis",  # mcpserver_runconfig.go populateScalingConfig
+        # The operator's own rolling restart: this annotation on the MCPServer rolls its proxy's Deployment
+        # (v0.44.0 mcpserver_controller.go RestartedAtAnnotationKey).
+        "restart": {"annotation": "mcpserver.toolhive.stacklok.dev/restarted-at"},
     },
     # v0.44.0 cmd/thv-operator/controllers: mcpremoteproxy_deployment.go (Deployment NAME, container "toolhive",
     # Replicas: spec.replicas), mcpremoteproxy_controller.go labelsForMCPRemoteProxy (app=mcpremoteproxy,
@@ -75,6 +82,7 @@ SERVERS = {
         "no_tools": "the backend offers none, or it is failing (see the backend's logs)",
         "role": "mcpremoteproxy",
         "default_redis": "if_unset",  # mcpremoteproxy_runconfig.go populateScalingConfigForRemoteProxy
+        "restart": "pods",  # as a VirtualMCPServer's (mcpremoteproxy_controller.go podTemplateMetadataNeedsUpdate)
     },
 }
 

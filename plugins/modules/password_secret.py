@@ -160,8 +160,6 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.generated_secrets imp
 
 ROTATION = "toolhive.k8s/rotation"  # on the Secret while it holds the previous passwords too
 PREVIOUS = "previous-"  # the key prefix of a previous password during a rotation
-# The ToolHive operator's own rolling restart of an MCPServer's proxy (read from its controller, v0.44.0).
-MCPSERVER_RESTARTED_AT = "mcpserver.toolhive.stacklok.dev/restarted-at"
 ALPHABET = string.ascii_letters + string.digits
 
 
@@ -177,22 +175,22 @@ def new_secret(params):
 
 def restart(client, namespace, workloads, check_mode):
     """New pods for every reader, each the way its owner does not undo:
-    - an MCPServer's proxy: the operator's own restart annotation on the MCPServer (it rolls the Deployment);
-    - a VirtualMCPServer's gateway or an MCPRemoteProxy's proxy: its pods deleted (their operator reverts any change
-      to the pod template: v0.44.0's podTemplateMetadataNeedsUpdate compares the annotations whole);
+    - a ToolHive server's workload: as its kind's row in kinds.SERVERS says (restart), the operator's own restart
+      annotation on the server, or its pods deleted;
     - anything else (Redis): kubectl rollout restart, a new pod-template annotation."""
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = []
     for kind, item in workloads:
         meta = item["metadata"]
         owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), {})
-        if owner.get("kind") == "MCPServer":
-            client.patch(kinds.path("MCPServer", namespace, owner["name"], api_version=owner["apiVersion"].split("/")[-1]),
-                         {"metadata": {"annotations": {MCPSERVER_RESTARTED_AT: now}}}, dry_run=check_mode)
-        elif owner.get("kind") in ("VirtualMCPServer", "MCPRemoteProxy"):
+        how = kinds.SERVERS.get(owner.get("kind"), {}).get("restart")
+        if how == "pods":
             selector = ",".join("%s=%s" % pair for pair in sorted(item["spec"]["selector"]["matchLabels"].items()))
             client.request("DELETE", kinds.path("Pod", namespace),
                            params={"labelSelector": selector, "dryRun": "All" if check_mode else None})
+        elif how:
+            client.patch(kinds.path(owner["kind"], namespace, owner["name"], api_version=owner["apiVersion"].split("/")[-1]),
+                         {"metadata": {"annotations": {how["annotation"]: now}}}, dry_run=check_mode)
         else:
             body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
             client.patch(kinds.path(kind, namespace, meta["name"]), body, patch_type="strategic",

@@ -1,8 +1,10 @@
+import datetime
 import time
 
 import pytest
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import restarts, waiter
+from ansible_collections.toolhive.k8s.plugins.modules import password_secret
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError
 
 
@@ -39,3 +41,51 @@ def test_a_wait_of_a_drain_asks_again_through_an_outage_and_ends_at_once_on_a_st
 
     with pytest.raises(K8sError, match="HTTP 403"):
         waiter.poll_until("the replacement", refused, time.time() + 60)
+
+
+class Recorder:
+    """A client that records the writes password_secret.restart sends."""
+
+    def __init__(self):
+        self.sent = []
+
+    def patch(self, path, body, patch_type="merge", dry_run=False):
+        self.sent.append(("PATCH", path, body, patch_type, dry_run))
+
+    def request(self, method, path, params=None):
+        self.sent.append((method, path, params))
+
+
+def owned(kind, name, owner=None):
+    refs = [{"kind": owner, "name": "srv", "apiVersion": "toolhive.stacklok.dev/v1beta1", "controller": True}]
+    return kind, {"metadata": {"name": name, "ownerReferences": refs if owner else []},
+                  "spec": {"selector": {"matchLabels": {"app": name, "app.kubernetes.io/instance": "srv"}}}}
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_each_reader_is_restarted_the_way_its_owner_does_not_undo(monkeypatch, check_mode):
+    """An MCPServer's proxy through the operator's annotation on the MCPServer, a gateway's and a remote proxy's pods
+    deleted, anything else (Redis) by a new pod-template annotation."""
+    class Now(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(password_secret.datetime, "datetime", Now)
+    client = Recorder()
+    workloads = [owned("Deployment", "proxy", "MCPServer"), owned("Deployment", "gw", "VirtualMCPServer"),
+                 owned("Deployment", "remote", "MCPRemoteProxy"), owned("StatefulSet", "redis")]
+    done = password_secret.restart(client, "ns", workloads, check_mode)
+    assert done == ["Deployment/proxy", "Deployment/gw", "Deployment/remote", "StatefulSet/redis"]
+    dry, now = "All" if check_mode else None, "2026-01-02T03:04:05Z"
+    assert client.sent == [
+        ("PATCH", "/apis/toolhive.stacklok.dev/v1beta1/namespaces/ns/mcpservers/srv",
+         {"metadata": {"annotations": {"mcpserver.toolhive.stacklok.dev/restarted-at": now}}}, "merge", check_mode),
+        ("DELETE", "/api/v1/namespaces/ns/pods",
+         {"labelSelector": "app=gw,app.kubernetes.io/instance=srv", "dryRun": dry}),
+        ("DELETE", "/api/v1/namespaces/ns/pods",
+         {"labelSelector": "app=remote,app.kubernetes.io/instance=srv", "dryRun": dry}),
+        ("PATCH", "/apis/apps/v1/namespaces/ns/statefulsets/redis",
+         {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}},
+         "strategic", check_mode),
+    ]

@@ -334,16 +334,14 @@ def service_path(namespace, service, port, path):
 def endpoint_of(resource):
     """(service name, port, MCP path, reason it cannot be checked or None) from status.url and the spec."""
     kind, name, spec = resource["kind"], resource["metadata"]["name"], resource.get("spec") or {}
-    if kind == "VirtualMCPServer":
-        service, port, path = kinds.service_name(kind, name), kinds.SERVERS[kind]["port"], "/mcp"
-    else:
-        # An MCPServer's proxy, or an MCPRemoteProxy (which forwards /mcp to its remoteUrl's path).
-        service, port, path = (kinds.service_name(kind, name), spec.get("proxyPort") or spec.get("port")
-                               or kinds.SERVERS[kind]["port"], "/mcp")
-        transport = guards.transport(kind, spec)
-        mode = transport if transport in ("sse", "streamable-http") else (spec.get("proxyMode") or "streamable-http")
-        if mode == "sse":
-            path = "/sse"
+    # The spec's port and transport where its CRD has them, else the kind's (kinds.SERVERS): a gateway's spec has
+    # neither. An MCPRemoteProxy forwards /mcp to its remoteUrl's path.
+    service, port, path = (kinds.service_name(kind, name), spec.get("proxyPort") or spec.get("port")
+                           or kinds.SERVERS[kind]["port"], "/mcp")
+    transport = guards.transport(kind, spec)
+    mode = transport if transport in ("sse", "streamable-http") else (spec.get("proxyMode") or "streamable-http")
+    if mode == "sse":
+        path = "/sse"
     url = (resource.get("status") or {}).get("url")
     if url:
         parsed = urlparse(url)

@@ -179,6 +179,13 @@ def test_endpoints_from_the_status_url_and_sse_is_not_checked():
     assert endpoint_of(gateway) == ("vmcp-g", 4483, "/mcp", None)
     legacy = {"kind": "MCPServer", "metadata": {"name": "s"}, "spec": {"transport": "stdio", "proxyMode": "sse"}}
     assert "legacy SSE transport" in endpoint_of(legacy)[3]
+    assert endpoint_of({"kind": "MCPServer", "metadata": {"name": "s"}, "spec": {}}) == ("mcp-s-proxy", 8080, "/mcp", None)
+    remote = {"kind": "MCPRemoteProxy", "metadata": {"name": "r"}, "spec": {}}
+    assert endpoint_of(remote) == ("mcp-r-remote-proxy", 8080, "/mcp", None)
+    remote["spec"] = {"transport": "streamable-http", "proxyPort": 9090}
+    assert endpoint_of(remote) == ("mcp-r-remote-proxy", 9090, "/mcp", None)
+    remote["spec"] = {"transport": "sse"}
+    assert endpoint_of(remote)[:3] == ("mcp-r-remote-proxy", 8080, "/sse") and "legacy SSE" in endpoint_of(remote)[3]
 
 
 def test_the_opt_in_accepts_lost_sessions_of_a_server_without_storage_only():

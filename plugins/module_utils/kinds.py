@@ -3,12 +3,15 @@
 """What the collection knows about each kind it reads or writes: data, not code.
 
 SERVERS describes the ToolHive kinds that run and scale (what differs between them is here and in
-their template, nothing else): the plural, the ``app`` label the operator puts on their workloads,
-each workload role with its kind, the spec field that sets its replica count and the container the
-role's resources go to, the Service clients use, and the name of the HPA toolhive.k8s.autoscale
-gives a workload, and the transport a resource runs when its spec names none. API says where each kind the
-collection touches lives in the API, and path() builds every API path from it; APPLIED are the kinds a manifest
-may hold.
+their template, nothing else: the plugins read this table, never test which of them a resource is): the
+plural, the ``app`` label the operator puts on their workloads, each workload role with its kind, the spec
+field that sets its replica count, the container the role's resources go to and the name of the HPA
+toolhive.k8s.autoscale gives it, the Service clients use and its port, the transport a resource runs when
+its spec names none, the word the findings call it (called) and why it may answer with no tools
+(no_tools), the role whose variables wire its session storage, whose sessions the operator's global Redis
+default serves (default_redis), and how toolhive.k8s.password_secret gives its workloads new pods
+(restart). API says where each kind the collection touches lives in the API, and path() builds every API
+path from it; APPLIED are the kinds a manifest may hold.
 """
 from __future__ import absolute_import, division, print_function
 

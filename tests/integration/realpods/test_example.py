@@ -99,6 +99,27 @@ def test_the_deploy_playbooks_mcp_check_passed(deployed):
     assert phases == {("MCPServer", "everything"): "Ready", ("MCPServer", "time"): "Ready"}, messages
 
 
+def test_the_gateway_starts_once_its_backends_are_ready(deployed):
+    """The deploy applies the gateway only after its backends are Ready and rolled out: the gateway's health monitor
+    checks a backend when the gateway starts and then every 30 s, and advertises it only once found healthy, so a
+    gateway started beside starting backends would list their tools one cycle late. Every gateway pod was created
+    after every MCPServer's pod (proxy and backend) turned Ready."""
+    def ready_at(pod):
+        return next(c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "Ready")
+
+    pods = deployed.all_pods()
+    gateways = [p for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/name") == "virtualmcpserver"]
+    servers = [p for p in pods if p["metadata"]["labels"].get("toolhive-name") in
+               {s["name"] for s in example()["mcpserver_servers"]}]
+    assert len(gateways) == 3 and len(servers) >= 4, [p["metadata"]["name"] for p in pods]
+    # RFC 3339 UTC times of one format compare as strings; to the second, so a tie counts as after.
+    last_ready = max(ready_at(p) for p in servers)
+    for gateway in gateways:
+        assert gateway["metadata"]["creationTimestamp"] >= last_ready, (
+            gateway["metadata"]["name"], gateway["metadata"]["creationTimestamp"],
+            {p["metadata"]["name"]: ready_at(p) for p in servers})
+
+
 async def gateway_calls(kubeconfig, namespace, service):
     """One session through the gateway's Service: tools/list, time's get_current_time for UTC, everything's echo.
     A failed call is an MCPError whose message the SDK made up: the HTTP answers behind it are added."""

@@ -6,7 +6,8 @@ SERVERS describes the ToolHive kinds that run and scale (what differs between th
 their template, nothing else: the plugins read this table, never test which of them a resource is): the
 plural, the ``app`` label the operator puts on their workloads, each workload role with its kind, the spec
 field that sets its replica count, the container the role's resources go to and the name of the HPA
-toolhive.k8s.autoscale gives it, the Service clients use and its port, the transport a resource runs when
+toolhive.k8s.autoscale gives it, the labels of its pods (pods), the CRD field that reaches its pod template
+(pod_template) and how long its process drains after SIGTERM (stop_seconds), the Service clients use and its port, the transport a resource runs when
 its spec names none, the word the findings call it (called) and why it may answer with no tools
 (no_tools), the role whose variables wire its session storage, whose sessions the operator's global Redis
 default serves (default_redis), and how toolhive.k8s.password_secret gives its workloads new pods
@@ -20,13 +21,20 @@ __metaclass__ = type
 from ansible_collections.toolhive.k8s.plugins.module_utils.values import path_segment
 
 GROUP = "toolhive.stacklok.dev"
+# The labels that select the pods of a workload the operator makes ({app}: the kind's app_label): the Deployment's
+# own selector (labelsForMCPServer, labelsForVirtualMCPServer, labelsForMCPRemoteProxy, v0.44.0 to v0.66.0).
+DEPLOYMENT_PODS = {"app.kubernetes.io/name": "{app}", "app.kubernetes.io/instance": "{name}"}
 
 SERVERS = {
     "VirtualMCPServer": {
         "plural": "virtualmcpservers",
         "app_label": "virtualmcpserver",
         "workloads": {
-            "vmcp": {"kind": "Deployment", "field": "replicas", "container": "vmcp", "hpa": "{name}"},
+            # podTemplateSpec: the CRD field merged into this workload's pod template (strategic merge, so a
+            # container's lifecycle and the pod's grace period and spread are kept); stop_seconds: how long its
+            # process drains after SIGTERM (pkg/vmcp/server defaultShutdownTimeout).
+            "vmcp": {"kind": "Deployment", "field": "replicas", "container": "vmcp", "hpa": "{name}",
+                     "pods": DEPLOYMENT_PODS, "pod_template": "podTemplateSpec", "stop_seconds": 10},
         },
         "service": "vmcp-{name}",
         "port": 4483,  # the gateway's Service port
@@ -51,12 +59,20 @@ SERVERS = {
         "plural": "mcpservers",
         "app_label": "mcpserver",
         "workloads": {
-            "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}"},
+            # The operator writes this pod template whole (deploymentForMCPServer: grace period 30, no lifecycle)
+            # and passes podTemplateSpec to the backend: only its affinity can be set, through resourceOverrides.
+            "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}",
+                      "pods": DEPLOYMENT_PODS, "pod_template": "resourceOverrides"},
             # Created by the proxy runner, not the operator, and labelled toolhive-name=NAME. The runner applies a
             # changed spec.image only once its new pod starts: until the container runs spec.image, the
             # StatefulSet's revision is the old spec's ("spec_image": the spec field its container's image is).
+            # Its pods: app=NAME (the selector) and toolhive-basename=NAME, which the proxy's pods lack (an MCPServer
+            # named mcpserver gives both app=mcpserver). The runner starts from podTemplateSpec's pod spec; the
+            # server's own shutdown time is unknown (Kubernetes' default grace period, 30 s).
             "backend": {"kind": "StatefulSet", "field": "backendReplicas", "container": "mcp",
-                        "hpa": "{name}-backend", "spec_image": "image"},
+                        "hpa": "{name}-backend", "spec_image": "image",
+                        "pods": {"app": "{name}", "toolhive-basename": "{name}"}, "pod_template": "podTemplateSpec",
+                        "stop_seconds": 30},
         },
         "service": "mcp-{name}-proxy",
         "port": 8080,  # the proxy's port when the spec names none (spec.proxyPort or spec.port)
@@ -76,7 +92,9 @@ SERVERS = {
         "plural": "mcpremoteproxies",
         "app_label": "mcpremoteproxy",
         "workloads": {
-            "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}"},
+            # The transparent proxy drains for 30 s after SIGTERM (transparent_proxy.go defaultShutdownTimeout).
+            "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}",
+                      "pods": DEPLOYMENT_PODS, "pod_template": "podTemplateSpec", "stop_seconds": 30},
         },
         "service": "mcp-{name}-remote-proxy",
         "port": 8080,
@@ -103,6 +121,7 @@ API = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
     "Job": ("/apis/batch/v1", "jobs", True),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
     "MCPServer": ("/apis/" + GROUP, "mcpservers", True),
     "VirtualMCPServer": ("/apis/" + GROUP, "virtualmcpservers", True),
     "MCPRemoteProxy": ("/apis/" + GROUP, "mcpremoteproxies", True),
@@ -180,3 +199,9 @@ def hpa_name(kind, role, name):
 
 def service_name(kind, name):
     return SERVERS[kind]["service"].format(name=name)
+
+
+def pod_labels(kind, role, name):
+    """The labels that select the pods of NAME's ROLE workload."""
+    labels = SERVERS[kind]["workloads"][role]["pods"]
+    return {key: value.format(name=name, app=SERVERS[kind]["app_label"]) for key, value in labels.items()}

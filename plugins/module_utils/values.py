@@ -158,6 +158,7 @@ def min_replicas(value, context=None):
 port = integer(1, 65535, "a port")
 percent = integer(1, 1000, "a percentage of the request")
 seconds = integer(1, 86400, "a number of seconds")
+drain_seconds = integer(0, 300, "a number of seconds (0 for no drain)")
 
 
 def quantity(value, context=None):
@@ -348,6 +349,7 @@ VARIABLE_RULES = {
     "toolhive_wait_timeout": seconds,
     "toolhive_replica_limit": integer(1, 1000, "a replica count"),
     "toolhive_cluster_domain": cluster_domain,
+    "toolhive_drain_seconds": drain_seconds,
     "redis_namespace": namespace,
     "redis_name": redis_name,
     "redis_image": image,
@@ -371,6 +373,7 @@ VARIABLE_RULES = {
     "vmcp_namespace": namespace,
     "vmcp_group": name,
     "vmcp_wait_timeout": seconds,
+    "vmcp_drain_seconds": drain_seconds,
     "vmcp_instances[].name": server_name,
     "vmcp_instances[].group": name,
     "vmcp_instances[].incoming_auth": incoming_auth,
@@ -383,6 +386,7 @@ VARIABLE_RULES = {
     "mcpserver_namespace": namespace,
     "mcpserver_group": group,
     "mcpserver_wait_timeout": seconds,
+    "mcpserver_drain_seconds": drain_seconds,
     "mcpserver_servers[].name": server_name,
     "mcpserver_servers[].image": image,
     "mcpserver_servers[].proxy_port": port,
@@ -400,6 +404,7 @@ VARIABLE_RULES = {
     "mcpremoteproxy_namespace": namespace,
     "mcpremoteproxy_group": group,
     "mcpremoteproxy_wait_timeout": seconds,
+    "mcpremoteproxy_drain_seconds": drain_seconds,
     "mcpremoteproxy_proxies[].name": server_name,
     "mcpremoteproxy_proxies[].remote_url": remote_url,
     "mcpremoteproxy_proxies[].proxy_port": port,

@@ -26,7 +26,8 @@ description:
     that every C(sessionStorage.passwordRef) names an existing Secret and key (or one in O(pending_secrets)); and
     that no workload given an HPA (O(autoscaled)) has its replica field set; that a deploy would not undo a replica count changed since the last deploy (by
     M(toolhive.k8s.scale), M(toolhive.k8s.autoscale) releasing it, or kubectl - read from C(managedFields)) nor set
-    a replica count on a workload an existing HPA scales.
+    a replica count on a workload an existing HPA scales; and that no PodDisruptionBudget of the job exists made by
+    someone else (it would be taken over).
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
@@ -36,7 +37,8 @@ options:
   resources:
     description:
       - Every manifest the job will apply - the ToolHive resources (MCPServer, VirtualMCPServer, MCPRemoteProxy,
-        MCPGroup, MCPExternalAuthConfig) and Redis's (ConfigMap, Secret, Service, Deployment, StatefulSet, NetworkPolicy).
+        MCPGroup, MCPExternalAuthConfig), the servers' PodDisruptionBudgets, and Redis's (ConfigMap, Secret, Service,
+        Deployment, StatefulSet, NetworkPolicy).
       - Any other kind or API group is refused, and so is a name or namespace that is not a Kubernetes name.
     type: list
     elements: dict
@@ -166,7 +168,8 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
 # The only objects a job of this collection writes: anything else among the manifests (a ClusterRole, a
 # Namespace, an object in another namespace) came from a value that was not data, and is refused.
 WRITTEN_KINDS = dict({kind: GROUP for kind in PLURALS}, ConfigMap="v1", Secret="v1", Service="v1",
-                     Deployment="apps/v1", StatefulSet="apps/v1", NetworkPolicy="networking.k8s.io/v1")
+                     Deployment="apps/v1", StatefulSet="apps/v1", NetworkPolicy="networking.k8s.io/v1",
+                     PodDisruptionBudget="policy/v1")
 
 
 def check_scope(index, manifest, namespaces):
@@ -262,8 +265,8 @@ def check_ownership(reader, servers, served, autoscaled, problems, checks):
                                 % (field, "unset (released to an HPA)" if now is None else now,
                                    ", ".join(others) or "someone else", spec[field],
                                    "unset" if now is None else now))
-        workloads = {("StatefulSet" if f == "backendReplicas" else "Deployment"): f for f in fields
-                     if f not in autoscaled.get((kind, meta["namespace"], meta["name"]), ())}
+        workloads = {w["kind"]: w["field"] for w in kinds.SERVERS[kind]["workloads"].values()
+                     if w["field"] in fields and w["field"] not in autoscaled.get((kind, meta["namespace"], meta["name"]), ())}
         if not workloads:
             continue
         for hpa in reader.get(kinds.path("HorizontalPodAutoscaler", meta["namespace"])).get("items", []):
@@ -319,6 +322,22 @@ def check_workload_kinds(reader, resources, problems, checks):
                             % (manifest["kind"], meta["namespace"], meta["name"], other, other))
         else:
             checks.append("%s %s/%s is not running as a %s" % (manifest["kind"], meta["namespace"], meta["name"], other))
+
+
+def check_budgets(reader, resources, problems, checks):
+    """A PodDisruptionBudget of the name the collection would give one, made by someone else: never taken over."""
+    for manifest in resources:
+        if manifest["kind"] != "PodDisruptionBudget":
+            continue
+        meta = manifest["metadata"]
+        found = existing(reader, "PodDisruptionBudget", meta["namespace"], "v1").get(meta["name"])
+        labels = ((found or {}).get("metadata") or {}).get("labels") or {}
+        if found and labels.get("app.kubernetes.io/managed-by") != "toolhive.k8s":
+            problems.append("PodDisruptionBudget %s/%s exists and is not the collection's: the deploy would take it "
+                            "over. Fix: rename or remove it, or set the role's *_disruption_budgets: false to keep "
+                            "yours" % (meta["namespace"], meta["name"]))
+        elif found:
+            checks.append("PodDisruptionBudget %s/%s is the collection's" % (meta["namespace"], meta["name"]))
 
 
 def find_missing(reader, resources):
@@ -401,6 +420,7 @@ def run(module, client):
     check_secrets(reader, servers, params["pending_secrets"], problems, checks)
     check_ownership(reader, servers, served, autoscaled, problems, checks)
     check_workload_kinds(reader, resources, problems, checks)
+    check_budgets(reader, resources, problems, checks)
     for warning in warnings:
         module.warn(warning)
     if problems:

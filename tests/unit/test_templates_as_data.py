@@ -31,6 +31,7 @@ BASE = {
         "vmcp_instances": [{"name": "gw", "group": "g2", "replicas": 2, "session_affinity": "None",
                             "labels": {"team": "a"}, "resources": {"limits": {"cpu": "1"}},
                             "pod_annotations": {"a": "b"}}],
+        "vmcp_drain_seconds": 10, "vmcp_spread_pods": True,
         "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
                                       "password_key": "k"},
     }),
@@ -39,6 +40,7 @@ BASE = {
         "mcpserver_servers": [{"name": "fetch", "image": "img:1", "transport": "streamable-http", "mcp_port": 8080,
                                "replicas": 2, "args": ["--a"], "env": [{"name": "E", "value": "v"}],
                                "backend_resources": {"limits": {"cpu": "1"}}}],
+        "mcpserver_drain_seconds": 10, "mcpserver_spread_pods": True,
         "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
                                       "password_key": "k"},
     }),
@@ -47,6 +49,7 @@ BASE = {
         "mcpremoteproxy_proxies": [{"name": "up", "remote_url": "https://mcp.example.com/mcp", "transport": "sse",
                                     "proxy_port": 8081, "replicas": 2, "session_affinity": "None",
                                     "labels": {"team": "a"}, "resources": {"limits": {"cpu": "1"}}}],
+        "mcpremoteproxy_drain_seconds": 10, "mcpremoteproxy_spread_pods": True,
         "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
                                       "password_key": "k"},
     }),
@@ -178,12 +181,53 @@ def test_a_remote_proxy_renders_every_field_and_its_own_key_prefix(render):
         "remoteUrl": "https://mcp.example.com/mcp", "transport": "sse", "proxyPort": 8081, "replicas": 2,
         "sessionAffinity": "None", "resources": {"limits": {"cpu": "1"}}, "groupRef": {"name": "g"},
         "sessionStorage": {"provider": "redis", "address": "r.ns.svc:6379", "db": 0, "keyPrefix": "thv:ns:remote:up:",
-                           "passwordRef": {"name": "s", "key": "k"}}}
+                           "passwordRef": {"name": "s", "key": "k"}},
+        "podTemplateSpec": {"spec": {
+            "containers": [{"name": "toolhive", "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}}],
+            "terminationGracePeriodSeconds": 40,  # the drain, then the proxy's own 30 s
+            "topologySpreadConstraints": [{
+                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "mcpremoteproxy",
+                                                  "app.kubernetes.io/instance": "up"}},
+                "matchLabelKeys": ["pod-template-hash"]}]}}}
     variables = copy.deepcopy(BASE["remote"][1])
     variables["mcpremoteproxy_proxies"] = [{"name": "up", "remote_url": "https://x.example.com", "session_storage": False}]
-    variables["mcpremoteproxy_group"] = ""
+    variables.update(mcpremoteproxy_group="", mcpremoteproxy_drain_seconds=0, mcpremoteproxy_spread_pods=False)
     [bare] = render("remote", variables)
     assert bare["spec"] == {"remoteUrl": "https://x.example.com"}  # the CRD's defaults, nothing the user did not ask
+
+
+def test_each_kind_drains_and_spreads_the_pods_its_crd_lets_the_collection_reach(render):
+    """podTemplateSpec reaches the gateway's pods and an MCPServer's backend (beside the resources the user gave);
+    the operator writes an MCPServer proxy's pod template whole, so its pods are spread by the affinity it allows."""
+    [_, _, gateway] = render("vmcp", copy.deepcopy(BASE["vmcp"][1]))
+    pod = gateway["spec"]["podTemplateSpec"]
+    assert pod["metadata"] == {"annotations": {"a": "b"}}
+    assert pod["spec"]["containers"] == [{"name": "vmcp", "resources": {"limits": {"cpu": "1"}},
+                                          "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}}]
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 30  # 10 s drain + vmcp's 10 s: the operator's 30 stays
+    [spread] = pod["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "virtualmcpserver",
+                                                      "app.kubernetes.io/instance": "gw"}
+
+    [server] = render("mcpserver", copy.deepcopy(BASE["mcpserver"][1]))
+    backend = server["spec"]["podTemplateSpec"]["spec"]
+    assert backend["containers"] == [{"name": "mcp", "resources": {"limits": {"cpu": "1"}},
+                                      "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}}]
+    assert backend["terminationGracePeriodSeconds"] == 40
+    [spread] = backend["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == {"app": "fetch", "toolhive-basename": "fetch"}
+    assert spread["matchLabelKeys"] == ["controller-revision-hash"]  # a StatefulSet's revision label
+    [term] = server["spec"]["resourceOverrides"]["proxyDeployment"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": "fetch"}}}
+
+    variables = dict(copy.deepcopy(BASE["mcpserver"][1]), mcpserver_drain_seconds=0, mcpserver_spread_pods=False)
+    [plain] = render("mcpserver", variables)
+    assert "resourceOverrides" not in plain["spec"]
+    assert plain["spec"]["podTemplateSpec"] == {"spec": {"containers": [{"name": "mcp", "resources": {
+        "limits": {"cpu": "1"}}}]}}
 
 
 def test_the_sentinel_pods_are_named_in_the_clusters_domain(render):

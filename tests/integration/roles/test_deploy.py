@@ -216,6 +216,42 @@ def test_opt_in_deploys_without_redis_with_a_warning(run_playbook, kubectl, fres
     assert cond["SessionStorageWarning"]["reason"] == "SessionStorageMissingForReplicas"
 
 
+def budgets(kubectl, namespace):
+    listed = kubectl("get", "poddisruptionbudgets", "-n", namespace, "-o", "json")["items"]
+    return {b["metadata"]["name"]: b["spec"]["selector"]["matchLabels"] for b in listed}
+
+
+def test_each_workload_gets_a_budget_until_turned_off_and_a_users_budget_is_never_taken(
+        run_playbook, kubectl, fresh_namespace):
+    ns = fresh_namespace
+    assert recap(run_playbook(PLAYBOOK, extra_vars=example(ns)).output)["failed"] == 0
+    assert budgets(kubectl, ns) == {
+        "gateway-vmcp": {"app.kubernetes.io/name": "virtualmcpserver", "app.kubernetes.io/instance": "gateway"},
+        "fetch-proxy": {"app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": "fetch"},
+        "fetch-backend": {"app": "fetch", "toolhive-basename": "fetch"},
+        "time-proxy": {"app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": "time"},
+        "time-backend": {"app": "time", "toolhive-basename": "time"}}
+    # Each selects its workload's pods (KWOK's pods carry the labels the operator and the proxy runner give them).
+    status = kubectl("get", "poddisruptionbudget", "gateway-vmcp", "-n", ns, "-o", "json")["status"]
+    assert status["expectedPods"] == 3 and status["disruptionsAllowed"] == 1, status
+
+    off = run_playbook(PLAYBOOK, extra_vars=example(ns, mcpserver_disruption_budgets=False))
+    assert recap(off.output)["failed"] == 0, off.output[-4000:]
+    assert sorted(budgets(kubectl, ns)) == ["gateway-vmcp"]  # the MCPServers' turned off, the gateway's kept
+
+    # A budget of the user's, named as the collection would name one: the deploy refuses before any write.
+    kubectl("create", "poddisruptionbudget", "fetch-proxy", "-n", ns, "--selector", "app=mine", "--min-available", "1")
+    refused = run_playbook(PLAYBOOK, extra_vars=example(ns))
+    assert recap(refused.output)["failed"] == 1
+    assert "PodDisruptionBudget %s/fetch-proxy exists and is not the collection's" % ns in refused.output
+    assert budgets(kubectl, ns)["fetch-proxy"] == {"app": "mine"}
+
+    # The teardown removes the collection's budgets, also those of a role whose budgets are now off; never the user's.
+    down = run_playbook("playbooks/teardown.yml", extra_vars=example(ns, vmcp_disruption_budgets=False))
+    assert recap(down.output)["failed"] == 0, down.output[-4000:]
+    assert budgets(kubectl, ns) == {"fetch-proxy": {"app": "mine"}}
+
+
 def test_purge_keeps_a_secret_the_user_gave(run_playbook, kubectl, fresh_namespace):
     ns = fresh_namespace
     kubectl("create", "namespace", ns)

@@ -9,7 +9,6 @@ sessions, every call through the API server's service proxy (the Service picks t
 Before, a rotation deleted every gateway pod at once and restarted Redis: 80 of 198 calls through the gateway failed
 (issue "success means it is true").
 """
-import asyncio
 import base64
 import json
 import time
@@ -19,9 +18,9 @@ import pytest
 
 from .conftest import REPO, deploy
 from .podclient import run
-from .serviceclient import service_session
+from .traffic import counted, traffic_during
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 DEPLOY = REPO / "playbooks" / "deploy.yml"
 PROXY_PORT, GATEWAY_PORT = 8080, 4483
@@ -30,7 +29,7 @@ SERVICES = {"gateway": ("vmcp-gateway", GATEWAY_PORT, "everything_greet"),
             "proxy": ("mcp-everything-proxy", PROXY_PORT, "greet"),
             "remote proxy": ("mcp-upstream-remote-proxy", PROXY_PORT, "greet")}
 READERS = ["Deployment/everything", "Deployment/gateway", "Deployment/upstream"]
-MAX_CALLS_PER_CLIENT, MAX_SECONDS = 3000, 420
+MAX_SECONDS = 420
 
 
 def deploy_vars(namespace, images, **extra):
@@ -55,66 +54,6 @@ def deployed(run_playbook, kubectl, fresh_namespace, images):
     def serving(deployment):
         return len(deployment.pods("app.kubernetes.io/instance=upstream,app=mcpremoteproxy")) == 2
     return deploy(run_playbook, kubectl, deploy_vars(fresh_namespace, images), serving)
-
-
-class Tally:
-    def __init__(self):
-        self.calls, self.failures = 0, []
-
-    def count(self, what, error=None):
-        self.calls += 1
-        if error is not None:
-            self.failures.append((round(time.monotonic(), 1), what, error))
-
-
-def greeted(answer, name):
-    """None when ANSWER is the greeting of NAME, else what it was."""
-    texts = [getattr(c, "text", c) for c in answer.content]
-    return None if not answer.is_error and texts == [f"Hi {name}"] else f"answered {texts} (is_error {answer.is_error})"
-
-
-async def long_lived(kubeconfig, namespace, service, port, tool, tally, opened, stop):
-    """One session opened before the rotation, calling TOOL until STOP."""
-    async with service_session(kubeconfig, namespace, service, port) as session:
-        opened.set()
-        while not stop.is_set() and tally.calls < MAX_CALLS_PER_CLIENT:
-            try:
-                answer = await session.call_tool(tool, {"name": "long-lived"})
-                tally.count("long-lived", greeted(answer, "long-lived"))
-            except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
-                tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}")
-
-
-async def fresh_sessions(kubeconfig, namespace, service, port, tool, tally, stop):
-    """A new session for every call until STOP: initialize and tools/call each land where the Service says."""
-    while not stop.is_set() and tally.calls < MAX_CALLS_PER_CLIENT:
-        errors = []
-        try:
-            async with service_session(kubeconfig, namespace, service, port) as session:
-                errors = session.errors
-                answer = await session.call_tool(tool, {"name": "fresh"})
-                tally.count("fresh", greeted(answer, "fresh"))
-        except Exception as exc:  # pylint: disable=broad-except
-            tally.count("fresh", f"{exc!r}; HTTP answers: {errors[-3:]}")
-
-
-async def traffic_during(kubeconfig, namespace, action):
-    """Run ACTION (blocking) in a thread while every client calls; stop 5 s after it returns."""
-    stop = asyncio.Event()
-    tallies = {name: (Tally(), Tally()) for name in SERVICES}
-    opened = {name: asyncio.Event() for name in SERVICES}
-    clients = []
-    for name, (service, port, tool) in SERVICES.items():
-        kept, fresh = tallies[name]
-        clients.append(asyncio.create_task(long_lived(kubeconfig, namespace, service, port, tool, kept, opened[name], stop)))
-        clients.append(asyncio.create_task(fresh_sessions(kubeconfig, namespace, service, port, tool, fresh, stop)))
-    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in opened.values())), 60)
-    await asyncio.sleep(3)  # every client is calling before the rotation starts
-    result = await asyncio.to_thread(action)
-    await asyncio.sleep(5)
-    stop.set()
-    await asyncio.gather(*clients)
-    return result, tallies
 
 
 def secret(kubectl, namespace):
@@ -150,13 +89,13 @@ def test_a_password_rotation_under_traffic_fails_no_call(deployed, run_playbook,
                 namespace, images, redis_regenerate_password=True)).result(timeout=MAX_SECONDS)
             return result, time.monotonic() - started
 
-    (result, seconds), tallies = run(traffic_during(kubeconfig, namespace, rotate), timeout=MAX_SECONDS + 120)
+    (result, seconds), tallies = run(traffic_during(kubeconfig, namespace, SERVICES, rotate),
+                                     timeout=MAX_SECONDS + 120)
     output = " ".join(result.output.split())  # the callback folds long lines
     assert result.returncode == 0, result.output[-6000:]
-    summary = {name: (kept.calls, len(kept.failures), fresh.calls, len(fresh.failures))
-               for name, (kept, fresh) in tallies.items()}
+    calls, failed, summary = counted(tallies)
     print(f"\nrotation took {seconds:.1f} s; per Service (long-lived calls, failed, new-session calls, failed): "
-          f"{summary}; failures: {[f for kept, fresh in tallies.values() for f in kept.failures + fresh.failures][:10]}")
+          f"{summary}; failures: {failed[:10]}")
 
     # What it restarted, and that it did not restart Redis (its sessions stand).
     assert "Restarted, one at a time: " + ", ".join(READERS) in output, result.output[-4000:]
@@ -174,9 +113,7 @@ def test_a_password_rotation_under_traffic_fails_no_call(deployed, run_playbook,
     # Enough calls to mean it, and at most 1 in 1,000 failed: a ToolHive proxy in front of another (the gateway and
     # the remote proxy in front of `everything`) keeps a connection open to a pod that ends, and does not send again a
     # request lost on it (docs/redis.md). Before, 80 of 198 calls through the gateway failed.
-    assert all(kept.calls >= 50 and fresh.calls >= 10 for kept, fresh in tallies.values()), summary
-    calls = sum(kept.calls + fresh.calls for kept, fresh in tallies.values())
-    failed = [f for kept, fresh in tallies.values() for f in kept.failures + fresh.failures]
+    assert all(kept >= 50 and fresh >= 10 for kept, _, fresh, _ in summary.values()), summary
     assert len(failed) <= calls // 1000, (calls, failed)
 
 

@@ -1,0 +1,79 @@
+"""Live MCP traffic while something happens: for each Service, one long-lived session (opened before, used all
+through) and a stream of new sessions, every call a tools/call through the API server's service proxy (the Service
+picks the pod). Bounded in calls per client and in time; every failure is counted and kept, with the HTTP answers
+behind it. Used by the tests on running pods and by bench/availability.py."""
+import asyncio
+import time
+
+from .serviceclient import service_session
+
+
+class Tally:
+    def __init__(self):
+        self.calls, self.failures = 0, []
+
+    def count(self, what, error=None):
+        self.calls += 1
+        if error is not None:
+            self.failures.append((round(time.monotonic(), 1), what, error))
+
+
+def greeted(answer, name):
+    """None when ANSWER is go-sdk everything's greeting of NAME, else what it was."""
+    texts = [getattr(c, "text", c) for c in answer.content]
+    return None if not answer.is_error and texts == [f"Hi {name}"] else f"answered {texts} (is_error {answer.is_error})"
+
+
+async def long_lived(kubeconfig, namespace, service, port, tool, tally, opened, stop, limit):
+    """One session opened before the action, calling TOOL until STOP."""
+    async with service_session(kubeconfig, namespace, service, port) as session:
+        opened.set()
+        while not stop.is_set() and tally.calls < limit:
+            try:
+                answer = await session.call_tool(tool, {"name": "long-lived"})
+                tally.count("long-lived", greeted(answer, "long-lived"))
+            except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
+                tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}")
+
+
+async def fresh_sessions(kubeconfig, namespace, service, port, tool, tally, stop, limit):
+    """A new session for every call until STOP: initialize and tools/call each land where the Service says."""
+    while not stop.is_set() and tally.calls < limit:
+        errors = []
+        try:
+            async with service_session(kubeconfig, namespace, service, port) as session:
+                errors = session.errors
+                answer = await session.call_tool(tool, {"name": "fresh"})
+                tally.count("fresh", greeted(answer, "fresh"))
+        except Exception as exc:  # pylint: disable=broad-except
+            tally.count("fresh", f"{exc!r}; HTTP answers: {errors[-3:]}")
+
+
+async def traffic_during(kubeconfig, namespace, services, action, limit=3000):
+    """Run ACTION (blocking) in a thread while every client of SERVICES ({name: (service, port, tool)}) calls, at
+    most LIMIT calls each; stop 5 s after it returns. Returns (ACTION's result, {name: (long-lived, new) tallies})."""
+    stop = asyncio.Event()
+    tallies = {name: (Tally(), Tally()) for name in services}
+    opened = {name: asyncio.Event() for name in services}
+    clients = []
+    for name, (service, port, tool) in services.items():
+        kept, fresh = tallies[name]
+        clients.append(asyncio.create_task(
+            long_lived(kubeconfig, namespace, service, port, tool, kept, opened[name], stop, limit)))
+        clients.append(asyncio.create_task(fresh_sessions(kubeconfig, namespace, service, port, tool, fresh, stop, limit)))
+    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in opened.values())), 60)
+    await asyncio.sleep(3)  # every client is calling before the action starts
+    result = await asyncio.to_thread(action)
+    await asyncio.sleep(5)
+    stop.set()
+    await asyncio.gather(*clients)
+    return result, tallies
+
+
+def counted(tallies):
+    """(calls, failures, {name: (long-lived calls, failed, new-session calls, failed)}) of traffic_during's tallies."""
+    summary = {name: (kept.calls, len(kept.failures), fresh.calls, len(fresh.failures))
+               for name, (kept, fresh) in tallies.items()}
+    calls = sum(kept.calls + fresh.calls for kept, fresh in tallies.values())
+    failures = [f for kept, fresh in tallies.values() for f in kept.failures + fresh.failures]
+    return calls, failures, summary

@@ -26,7 +26,9 @@ images="$cache/images"
 state=${TESTBED_KIND_STATE:-$repo/.kind}
 kubeconfig="$state/kubeconfig"
 name=${KIND_CLUSTER_NAME:-toolhive-k8s}
-workers=${TESTBED_KIND_WORKERS:-0}
+# Two workers: the tests of spread pods and node drains need two nodes to place pods on (the control plane keeps
+# its taint, as on a user's cluster).
+workers=${TESTBED_KIND_WORKERS:-2}
 # The own engine: its data (the node image) is kept in the cache between runs, its runtime state is not.
 engine="$cache/kind-engine"
 socket="$engine/docker.sock"

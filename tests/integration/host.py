@@ -17,16 +17,18 @@ def require_running_pods():
                     "testbed/kind.sh's cluster)")
 
 
-def ready_node(kubectl, kubeconfig):
-    """The kind cluster's one schedulable node, Ready: its name. Fails (skips only on the opt-out) otherwise."""
+def ready_nodes(kubectl, kubeconfig, least=1):
+    """The kind cluster's schedulable nodes, Ready: their names, sorted. Fails (skips only on the opt-out) when there
+    are fewer than LEAST."""
     require_running_pods()
     nodes = kubectl("get", "nodes", "-o", "json")["items"]
-    ready = [n["metadata"]["name"] for n in nodes if not n["spec"].get("taints")
-             and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])]
-    if len(ready) != 1:
-        pytest.fail(f"the tests on running pods need testbed/kind.sh's cluster at {kubeconfig} with one Ready, "
-                    f"schedulable node; found {ready} of {[n['metadata']['name'] for n in nodes]}")
-    return ready[0]
+    ready = sorted(n["metadata"]["name"] for n in nodes if not n["spec"].get("taints")
+                   and any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]))
+    if len(ready) < least:
+        pytest.fail(f"the tests on running pods need testbed/kind.sh's cluster at {kubeconfig} with at least {least} "
+                    f"Ready, schedulable node(s) (TESTBED_KIND_WORKERS); found {ready} of "
+                    f"{[n['metadata']['name'] for n in nodes]}")
+    return ready
 
 
 def run(*cmd, check=True):

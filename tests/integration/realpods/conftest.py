@@ -10,13 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from ..conftest import wait_until as _shared_wait
-from ..host import REPO, image, ready_node
+from ..host import REPO, image, ready_nodes
 
 
 @pytest.fixture(scope="session")
-def real_node(kubectl, kubeconfig):
-    """The node the pods really run on; fails (never skips, but under TESTBED_NODES=kwok) when it is not Ready."""
-    return ready_node(kubectl, kubeconfig)
+def real_nodes(kubectl, kubeconfig):
+    """The nodes the pods really run on (kind's workers); fails (never skips, but under TESTBED_NODES=kwok) when none
+    is Ready."""
+    return ready_nodes(kubectl, kubeconfig)
 
 
 def wait_until(what, probe, timeout=120, interval=0.5):

@@ -18,7 +18,7 @@ from .conftest import REPO, deploy
 from .podclient import run
 from .serviceclient import service_session, service_tools
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 EXAMPLE = REPO / "playbooks" / "vars" / "example.yml"
 OVERRIDES = REPO / "testbed" / "example-overrides.yml"
@@ -60,14 +60,14 @@ def deployed(run_playbook, kubectl, kubeconfig, fresh_namespace):
     return deployment
 
 
-def test_every_pod_runs_on_the_real_node(deployed, real_node):
+def test_every_pod_runs_on_a_real_node(deployed, real_nodes):
     pods = deployed.all_pods()
     servers = [s["name"] for s in example()["mcpserver_servers"]]
     # Redis, the gateway's 3 replicas, each MCPServer's proxy (everything: 2) and backend.
     assert len(pods) >= 1 + 3 + 3 + 2, [p["metadata"]["name"] for p in pods]
     for pod in pods:
         name = pod["metadata"]["name"]
-        assert pod["spec"].get("nodeName") == real_node, f"{name} is on {pod['spec'].get('nodeName')}"
+        assert pod["spec"].get("nodeName") in real_nodes, f"{name} is on {pod['spec'].get('nodeName')}"
         assert pod["status"].get("phase") == "Running", f"{name}: {pod['status'].get('phase')}"
         statuses = pod["status"].get("containerStatuses", [])
         assert statuses and all(c["ready"] for c in statuses), f"{name}: {statuses}"

@@ -22,7 +22,7 @@ from .conftest import REPO, deploy, wait_until
 from .podclient import kubeconfig_files
 from .test_sessions import deploy_vars
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 HOSTILE = ("slow", "huge", "malformed", "drip")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 DEPLOY, TEARDOWN = REPO / "playbooks" / "deploy.yml", REPO / "playbooks" / "teardown.yml"
 RESTARTED = "every session opened before it has ended"

@@ -24,7 +24,7 @@ from .conftest import wait_until
 sys.path.insert(0, str(REPO / ".collections"))
 from ansible_collections.toolhive.k8s.plugins.modules.tls_secret import generate  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 PLAYBOOK = "tests/integration/roles/playbooks/redis.yml"
 CLIENT = "tls-client"

@@ -15,7 +15,7 @@ from .conftest import REPO, deploy
 from .podclient import pod_session, run
 from .test_sessions import open_on_first_then_use_the_others, redis_cli, served
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 PROXY_PORT = 8080
 

@@ -18,7 +18,7 @@ import pytest
 
 from .conftest import wait_until
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 NAME = "auth-redis"
 MASTER = "mymaster"

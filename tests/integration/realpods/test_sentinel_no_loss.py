@@ -15,7 +15,7 @@ import pytest
 from .conftest import wait_until
 from .test_sentinel import CLIENT, NAME, PLAYBOOK, Sentinel, role_vars, start_client
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 KEYS = 300
 # Two busy loops (the machine has two cores) for at most this long: the load is bounded in time.

@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from .conftest import REPO, deploy, wait_until
 from .podclient import pod_session, run
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 GATEWAY_PORT = 4483
 PROXY_PORT = 8080
@@ -120,14 +120,14 @@ def redis_cli(deployed, *args, password=True):
     return proc.stdout.strip()
 
 
-def test_every_pod_runs_on_the_real_node(deployed, real_node):
-    """Every pod the deployment made runs, Ready and never restarted, on the real node."""
+def test_every_pod_runs_on_a_real_node(deployed, real_nodes):
+    """Every pod the deployment made runs, Ready and never restarted, on a real node."""
     pods = deployed.all_pods()
     # Redis 1, gateways 3 + 3 + 1, two MCPServers with 2 proxies and 2 backends each.
     assert len(pods) == 15, [p["metadata"]["name"] for p in pods]
     for pod in pods:
         name = pod["metadata"]["name"]
-        assert pod["spec"]["nodeName"] == real_node, f"{name} is on {pod['spec'].get('nodeName')}"
+        assert pod["spec"]["nodeName"] in real_nodes, f"{name} is on {pod['spec'].get('nodeName')}"
         assert pod["status"]["phase"] == "Running", f"{name}: {pod['status']}"
         assert all(s["ready"] and s["restartCount"] == 0 for s in pod["status"]["containerStatuses"]), name
 

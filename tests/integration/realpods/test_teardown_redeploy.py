@@ -18,7 +18,7 @@ from .conftest import REPO, wait_until
 from .podclient import run
 from .serviceclient import service_tools
 
-pytestmark = pytest.mark.usefixtures("real_node")
+pytestmark = pytest.mark.usefixtures("real_nodes")
 
 SECRET = "toolhive-redis-auth"
 # The namespace's history, and metrics-server's readings of its pods: not its contents.

@@ -129,12 +129,13 @@ API = {
     "MCPExternalAuthConfig": ("/apis/" + GROUP, "mcpexternalauthconfigs", True),
     # Read, waited on or deleted, never applied (NOT_APPLIED).
     "Pod": ("/api/v1", "pods", True),
+    "Node": ("/api/v1", "nodes", False),
     "Event": ("/api/v1", "events", True),
     "ReplicaSet": ("/apis/apps/v1", "replicasets", True),
     "EndpointSlice": ("/apis/discovery.k8s.io/v1", "endpointslices", True),
     "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
 }
-NOT_APPLIED = ("Pod", "Event", "ReplicaSet", "EndpointSlice", "CustomResourceDefinition")
+NOT_APPLIED = ("Pod", "Node", "Event", "ReplicaSet", "EndpointSlice", "CustomResourceDefinition")
 # The kinds a manifest given to toolhive.k8s.apply may hold.
 APPLIED = tuple(kind for kind in API if kind not in NOT_APPLIED)
 

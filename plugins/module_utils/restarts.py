@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""New pods for the workloads that read a Secret, one pod at a time, without a failed request.
+"""New pods for the workloads that read a Secret (toolhive.k8s.rollout_restart), or for the servers' pods on a
+node (toolhive.k8s.drain_node), one pod at a time, without a failed request.
 
 A Deployment's pod is replaced in four steps, so that it never ends while a client may still be sent to it:
 1. it leaves its ReplicaSet (its `pod-template-hash` label changed), which makes a replacement at once from the same
@@ -146,12 +147,40 @@ def leftovers(client, namespace):
             if DRAINING in (pod["metadata"].get("annotations") or {}) and not pod["metadata"].get("deletionTimestamp")]
 
 
+def move_pod(client, kind, workload, pod, deadline):
+    """POD replaced: a Deployment's drained (the four steps), a StatefulSet's deleted in turn. A pod on a cordoned
+    node is so moved off it (toolhive.k8s.drain_node)."""
+    (drain_and_replace if kind == "Deployment" else delete_in_turn)(client, workload, pod, deadline)
+
+
 def replace_pods(client, kind, obj, timeout):
     """Every pod OBJ has now replaced, one at a time (module docstring); returns their names."""
     deadline = time.time() + timeout
-    replace = drain_and_replace if kind == "Deployment" else delete_in_turn
     done = []
     for pod in live_pods(client, obj["metadata"]["namespace"], selector_of(obj)):
-        replace(client, obj, pod, deadline)
+        move_pod(client, kind, obj, pod, deadline)
         done.append(pod["metadata"]["name"])
     return done
+
+
+def controller(obj):
+    return next((ref for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")), {})
+
+
+def server_pods_on(client, namespace, node):
+    """[(workload kind, workload, pod)]: the pods on NODE of NAMESPACE's ToolHive server workloads (a Deployment or
+    StatefulSet whose controller is a kind of kinds.SERVERS), in the order listed."""
+    found = []
+    for pod in client.get(kinds.path("Pod", namespace), fieldSelector="spec.nodeName=" + node).get("items", []):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        owner = controller(pod)
+        if owner.get("kind") == "ReplicaSet":
+            replicaset = client.get_or_none(kinds.path("ReplicaSet", namespace, owner["name"])) or {"metadata": {}}
+            owner = controller(replicaset)
+        if owner.get("kind") not in WORKLOAD_KINDS:
+            continue
+        workload = client.get_or_none(kinds.path(owner["kind"], namespace, owner["name"]))
+        if workload and controller(workload).get("kind") in kinds.SERVERS:
+            found.append((owner["kind"], workload, pod))
+    return found

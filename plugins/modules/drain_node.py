@@ -1,0 +1,128 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: drain_node
+short_description: Move the ToolHive servers' pods off a node without a failed request
+version_added: 0.3.0
+description:
+  - Cordons O(node) (no new pod is placed on it) and moves every pod it runs of a ToolHive server's workload in
+    O(namespaces) to the other nodes, one pod at a time - the Deployments of VirtualMCPServer gateways, MCPServer
+    proxies and MCPRemoteProxies, and MCPServer backend StatefulSets (a workload whose controller is one of those
+    kinds).
+  - "A Deployment's pod moves as M(toolhive.k8s.rollout_restart) replaces one: it leaves its ReplicaSet, which makes a
+    replacement on another node while the pod still serves; once the replacement is ready, the pod leaves its
+    Services, and once no EndpointSlice lists it (and 3 s later) it is deleted. A StatefulSet's pod is deleted and
+    made again on another node, and waited for."
+  - Run it before C(kubectl drain), which then finds none of these pods, and evicts the rest under their
+    PodDisruptionBudgets. An eviction stops a pod while clients may still be sent to it; an MCPServer proxy's pod
+    has no preStop hook the operator would keep, and a gateway session whose backend refused a connection loses
+    that backend's tools (measured in docs/performance.md).
+  - A pod a stopped run left draining (annotation C(toolhive.k8s/draining)) is taken out of its Services and
+    deleted first. A replacement that cannot start (no other node can take it, an image that cannot be pulled)
+    fails the task, naming the pod and its reason; the node stays cordoned, the pods not yet moved stay on it.
+  - Needs C(get) and C(patch) on nodes (cluster-scoped) besides the namespaced rights of M(toolhive.k8s.rollout_restart).
+author:
+  - toolhive.k8s maintainers (@toolhive-k8s)
+extends_documentation_fragment:
+  - toolhive.k8s.auth
+  - toolhive.k8s.attributes.writes
+options:
+  node:
+    description: The node to move the pods off. It stays cordoned (C(kubectl uncordon) puts it back in service).
+    type: str
+    required: true
+  namespaces:
+    description: The namespaces whose servers' pods are moved.
+    type: list
+    elements: str
+    required: true
+  wait_timeout:
+    description: Seconds to wait, in all, for the pods' replacements.
+    type: int
+    default: 600
+attributes:
+  diff_mode:
+    support: none
+    description: Nothing is configured; RV(moved_pods) says which pods moved.
+"""
+
+EXAMPLES = r"""
+- name: Move the MCP servers off the node before its maintenance
+  toolhive.k8s.drain_node:
+    node: worker-3
+    namespaces: [toolhive]
+
+- name: Then drain the rest of it
+  ansible.builtin.command: kubectl drain worker-3 --ignore-daemonsets --delete-emptydir-data --timeout 300s
+  changed_when: true
+"""
+
+RETURN = r"""
+cordoned:
+  description: Whether this run cordoned the node (false when it was cordoned already).
+  returned: always
+  type: bool
+moved_pods:
+  description: The pods moved (or, in check mode, that would be), in order, as C(namespace/name).
+  returned: always
+  type: list
+  elements: str
+leftovers:
+  description: Pods a stopped run had left draining, taken out of their Services and deleted first.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import time
+
+from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, restarts
+from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
+from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused
+
+
+def run(module, client):
+    params = module.params
+    node_path = kinds.path("Node", name=params["node"], fields=("namespace", "node"))
+    node = client.get(node_path)
+    found = [(namespace, item) for namespace in params["namespaces"]
+             for item in restarts.server_pods_on(client, namespace, params["node"])]
+    left = [pod for namespace in params["namespaces"] for pod in restarts.leftovers(client, namespace)]
+    cordon = not (node.get("spec") or {}).get("unschedulable")
+    result = dict(changed=bool(cordon or found or left), cordoned=cordon, leftovers=[
+        "%s/%s" % (pod["metadata"]["namespace"], pod["metadata"]["name"]) for pod in left], moved_pods=[])
+    if module.check_mode:
+        result["moved_pods"] = ["%s/%s" % (namespace, pod["metadata"]["name"]) for namespace, (_, _, pod) in found]
+        return result
+    if cordon:
+        client.patch(node_path, {"spec": {"unschedulable": True}})
+    deadline = time.time() + params["wait_timeout"]
+    for pod in left:
+        restarts.finish_draining(client, pod, deadline)
+    for namespace, (kind, workload, pod) in found:
+        ref = "%s/%s" % (namespace, pod["metadata"]["name"])
+        try:
+            restarts.move_pod(client, kind, workload, pod, deadline)
+        except K8sError as exc:
+            raise Refused("moving pod %s off node %s: %s. The node stays cordoned; %s" % (
+                ref, params["node"], exc, ("moved before it: %s." % ", ".join(result["moved_pods"]))
+                if result["moved_pods"] else "no pod was moved before it."), status=exc.status, **result)
+        result["moved_pods"].append(ref)
+    return result
+
+
+def main():
+    run_module(dict(
+        node=dict(type="str", required=True),
+        namespaces=dict(type="list", elements="str", required=True),
+        wait_timeout=dict(type="int", default=600),
+    ), run)
+
+
+if __name__ == "__main__":
+    main()

@@ -140,6 +140,13 @@ def delete_in_turn(client, statefulset, pod, deadline):
                       max(1, deadline - time.time()))
 
 
+def wait_gone(client, pod, deadline):
+    """Until POD (that very pod: its uid) no longer exists."""
+    path, uid = kinds.path("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"]), pod["metadata"]["uid"]
+    waiter.poll_until("pod %s/%s to end" % (pod["metadata"]["namespace"], pod["metadata"]["name"]),
+                      lambda: ((client.get_or_none(path) or {}).get("metadata") or {}).get("uid") != uid, deadline)
+
+
 def leftovers(client, namespace):
     """Pods a run stopped draining half-way (DRAINING): out of their ReplicaSet, maybe still behind a Service; each
     is to be finished (finish_draining), its replacement runs already."""

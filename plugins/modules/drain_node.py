@@ -23,9 +23,11 @@ description:
     has no preStop hook the operator would keep, and a gateway session whose backend refused a connection loses
     that backend's tools (measured in docs/performance.md).
   - A pod a stopped run left draining (annotation C(toolhive.k8s/draining)) is taken out of its Services and
-    deleted first. A replacement that cannot start (no other node can take it, an image that cannot be pulled)
-    fails the task, naming the pod and its reason; the node stays cordoned, the pods not yet moved stay on it.
-  - Needs C(get) and C(patch) on nodes (cluster-scoped) besides the namespaced rights of M(toolhive.k8s.rollout_restart).
+    deleted first. The task returns once every pod it moved has ended. A replacement that cannot start (no other
+    node can take it, an image that cannot be pulled) fails the task, naming the pod and its reason; the node stays
+    cordoned, the pods not yet moved stay on it.
+  - Needs C(get) and C(patch) on nodes (cluster-scoped) besides the namespaced rights of
+    M(toolhive.k8s.rollout_restart).
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
@@ -113,6 +115,10 @@ def run(module, client):
                 ref, params["node"], exc, ("moved before it: %s." % ", ".join(result["moved_pods"]))
                 if result["moved_pods"] else "no pod was moved before it."), status=exc.status, **result)
         result["moved_pods"].append(ref)
+    # A moved pod ends in its grace period (its preStop sleep first): the node holds none of them once this returns,
+    # so kubectl drain never meets one (it refuses a pod without a controller, as a drained pod is).
+    for pod in [pod for _namespace, (_kind, _workload, pod) in found] + left:
+        restarts.wait_gone(client, pod, deadline)
     return result
 
 

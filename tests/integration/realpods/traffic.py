@@ -3,6 +3,7 @@ through) and a stream of new sessions, every call a tools/call through the API s
 picks the pod). Bounded in calls per client and in time; every failure is counted and kept, with the HTTP answers
 behind it. Used by the tests on running pods and by bench/availability.py."""
 import asyncio
+import collections
 import time
 
 from .serviceclient import service_session
@@ -77,3 +78,14 @@ def counted(tallies):
     calls = sum(kept.calls + fresh.calls for kept, fresh in tallies.values())
     failures = [f for kept, fresh in tallies.values() for f in kept.failures + fresh.failures]
     return calls, failures, summary
+
+
+# What a failure says, in a few words: the first pattern its message holds.
+CAUSES = (("connection refused", "connection refused"), ("session not found", "a backend session not found"),
+          ("not found", "a tool not found"), ("EOF", "EOF"), ("503", "503"), ("timed out", "timeout"))
+
+
+def causes(failures):
+    """{cause: count} of traffic failures (CAUSES, else "other")."""
+    return dict(collections.Counter(next((cause for pattern, cause in CAUSES if pattern in str(error)), "other")
+                                    for _at, _what, error in failures))

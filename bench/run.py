@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 AUDIT_LOG = REPO / ".cluster" / "logs" / "audit.log"
 USER = "toolhive-testbed-admin"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
-MANAGED_KINDS = "mcpgroups,mcpservers,virtualmcpservers,deployments,statefulsets,services,secrets,configmaps"
+MANAGED_KINDS = "mcpgroups,mcpservers,virtualmcpservers,deployments,statefulsets,services,secrets,configmaps,poddisruptionbudgets"
 
 
 class Audit:

@@ -133,7 +133,8 @@ def export(namespace):
     """The playbook's manifests, checked: only what the collection applied (no operator-made object)."""
     manifests = exported_manifests(namespace, namespace)
     kinds = sorted(f"{m['kind']}/{m['metadata']['name']}" for m in manifests)
-    expected = {"MCPGroup", "MCPServer", "VirtualMCPServer", "Deployment", "Service", "Secret", "ConfigMap"}
+    expected = {"MCPGroup", "MCPServer", "VirtualMCPServer", "Deployment", "Service", "Secret", "ConfigMap",
+                "PodDisruptionBudget"}
     if {m["kind"] for m in manifests} - expected or len([m for m in manifests if m["kind"] == "MCPServer"]) != 2:
         raise SystemExit(f"unexpected export: {kinds}")
     return manifests, kinds

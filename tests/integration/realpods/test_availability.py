@@ -13,17 +13,12 @@ import time
 import pytest
 
 from ..host import ready_nodes
-from .conftest import REPO, deploy, wait_until
+from .conftest import deploy, wait_until
 from .podclient import run
-from .traffic import causes, counted, traffic_during
+from .traffic import SERVICES, causes, counted, everything_job, traffic_during
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
-DEPLOY = REPO / "playbooks" / "deploy.yml"
-PROXY_PORT, GATEWAY_PORT = 8080, 4483
-SERVICES = {"gateway": ("vmcp-gateway", GATEWAY_PORT, "everything_greet"),
-            "proxy": ("mcp-everything-proxy", PROXY_PORT, "greet"),
-            "remote proxy": ("mcp-upstream-remote-proxy", PROXY_PORT, "greet")}
 # Each workload's pods: (budget, label selector).
 WORKLOADS = {"gateway-vmcp": "app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance=gateway",
              "everything-proxy": "app.kubernetes.io/name=mcpserver,app.kubernetes.io/instance=everything",
@@ -31,21 +26,6 @@ WORKLOADS = {"gateway-vmcp": "app.kubernetes.io/name=virtualmcpserver,app.kubern
              "upstream-proxy": "app.kubernetes.io/name=mcpremoteproxy,app.kubernetes.io/instance=upstream"}
 SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
 MAX_SECONDS = 420
-
-
-def deploy_vars(namespace, images):
-    return {
-        "toolhive_namespace": namespace,
-        "toolhive_group": "availability",
-        "redis_image": images["redis"],
-        "mcpserver_servers": [{"name": "everything", "image": images["everything"], "transport": "streamable-http",
-                               "mcp_port": PROXY_PORT, "replicas": 2, "backend_replicas": 2,
-                               "session_affinity": "None"}],
-        "vmcp_instances": [{"name": "gateway", "replicas": 2, "session_affinity": "None"}],
-        # In no group: the gateway's health check reaches a remote proxy without its path (test_password_rotation).
-        "mcpremoteproxy_proxies": [{"name": "upstream", "replicas": 2, "session_affinity": "None", "group": "",
-                                    "remote_url": f"http://mcp-everything-proxy.{namespace}.svc:{PROXY_PORT}/mcp"}],
-    }
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +37,8 @@ def workers(kubectl, kubeconfig):
 def deployed(run_playbook, kubectl, fresh_namespace, images, workers):
     def serving(deployment):
         return all(len(deployment.pods(selector)) == 2 for selector in WORKLOADS.values())
-    return deploy(run_playbook, kubectl, deploy_vars(fresh_namespace, images), serving)
+    return deploy(run_playbook, kubectl, everything_job(fresh_namespace, images, "availability", backend_replicas=2),
+                  serving)
 
 
 def nodes_of(kubectl, namespace, selector):

@@ -18,35 +18,17 @@ import pytest
 
 from .conftest import REPO, deploy
 from .podclient import run
-from .traffic import counted, traffic_during
+from .traffic import SERVICES, counted, everything_job, traffic_during
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
 DEPLOY = REPO / "playbooks" / "deploy.yml"
-PROXY_PORT, GATEWAY_PORT = 8080, 4483
-# Service, port and go-sdk everything's greet tool there (the gateway prefixes each backend's tools with its name).
-SERVICES = {"gateway": ("vmcp-gateway", GATEWAY_PORT, "everything_greet"),
-            "proxy": ("mcp-everything-proxy", PROXY_PORT, "greet"),
-            "remote proxy": ("mcp-upstream-remote-proxy", PROXY_PORT, "greet")}
 READERS = ["Deployment/everything", "Deployment/gateway", "Deployment/upstream"]
 MAX_SECONDS = 420
 
 
 def deploy_vars(namespace, images, **extra):
-    return dict({
-        "toolhive_namespace": namespace,
-        "toolhive_group": "rotation",
-        "redis_image": images["redis"],
-        "mcpserver_servers": [{"name": "everything", "image": images["everything"], "transport": "streamable-http",
-                               "mcp_port": PROXY_PORT, "replicas": 2, "backend_replicas": 1,
-                               "session_affinity": "None"}],
-        "vmcp_instances": [{"name": "gateway", "replicas": 2, "session_affinity": "None"}],
-        "mcpremoteproxy_proxies": [{
-            # In no group: the gateway's health check reaches a remote proxy without its path (/mcp) and marks the
-            # gateway BackendsDegraded, not Ready (v0.47.0, seen on running pods).
-            "name": "upstream", "replicas": 2, "session_affinity": "None", "group": "",
-            "remote_url": f"http://mcp-everything-proxy.{namespace}.svc:{PROXY_PORT}/mcp"}],
-    }, **extra)
+    return everything_job(namespace, images, "rotation", backend_replicas=1, **extra)
 
 
 @pytest.fixture(scope="module")

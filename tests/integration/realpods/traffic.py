@@ -8,6 +8,32 @@ import time
 
 from .serviceclient import service_session
 
+PROXY_PORT, GATEWAY_PORT = 8080, 4483
+# The job the traffic tests deploy (everything_job), and their clients' Services: Service, port and go-sdk
+# everything's greet tool there (the gateway prefixes each backend's tools with its name).
+SERVICES = {"gateway": ("vmcp-gateway", GATEWAY_PORT, "everything_greet"),
+            "proxy": ("mcp-everything-proxy", PROXY_PORT, "greet"),
+            "remote proxy": ("mcp-upstream-remote-proxy", PROXY_PORT, "greet")}
+
+
+def everything_job(namespace, images, group, backend_replicas, **extra):
+    """deploy.yml's variables: Redis, the MCPServer `everything` (2 proxies), a VirtualMCPServer `gateway` of 2 and an
+    MCPRemoteProxy `upstream` of 2 in front of `everything`, all with Redis and sessionAffinity None."""
+    return dict({
+        "toolhive_namespace": namespace,
+        "toolhive_group": group,
+        "redis_image": images["redis"],
+        "mcpserver_servers": [{"name": "everything", "image": images["everything"], "transport": "streamable-http",
+                               "mcp_port": PROXY_PORT, "replicas": 2, "backend_replicas": backend_replicas,
+                               "session_affinity": "None"}],
+        "vmcp_instances": [{"name": "gateway", "replicas": 2, "session_affinity": "None"}],
+        "mcpremoteproxy_proxies": [{
+            # In no group: the gateway's health check reaches a remote proxy without its path (/mcp) and marks the
+            # gateway BackendsDegraded, not Ready (v0.47.0, seen on running pods).
+            "name": "upstream", "replicas": 2, "session_affinity": "None", "group": "",
+            "remote_url": f"http://mcp-everything-proxy.{namespace}.svc:{PROXY_PORT}/mcp"}],
+    }, **extra)
+
 
 class Tally:
     def __init__(self):

@@ -4,7 +4,7 @@ import json
 import re
 import subprocess
 
-from ..conftest import REPO, Audit
+from ..conftest import REPO, Audit, wait_until
 from ..modules.faulty_api import FaultyAPI
 
 import pytest
@@ -231,9 +231,11 @@ def test_each_workload_gets_a_budget_until_turned_off_and_a_users_budget_is_neve
         "fetch-backend": {"app": "fetch", "toolhive-basename": "fetch"},
         "time-proxy": {"app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": "time"},
         "time-backend": {"app": "time", "toolhive-basename": "time"}}
-    # Each selects its workload's pods (KWOK's pods carry the labels the operator and the proxy runner give them).
-    status = kubectl("get", "poddisruptionbudget", "gateway-vmcp", "-n", ns, "-o", "json")["status"]
-    assert status["expectedPods"] == 3 and status["disruptionsAllowed"] == 1, status
+    # Each selects its workload's pods, as the disruption controller counts them (once it has seen the budget).
+    def counted():
+        status = kubectl("get", "poddisruptionbudget", "gateway-vmcp", "-n", ns, "-o", "json").get("status") or {}
+        return (status.get("expectedPods"), status.get("disruptionsAllowed")) == (3, 1) and status
+    wait_until("the gateway's budget to count its 3 pods and allow 1 disruption", counted, timeout=60)
 
     off = run_playbook(PLAYBOOK, extra_vars=example(ns, mcpserver_disruption_budgets=False))
     assert recap(off.output)["failed"] == 0, off.output[-4000:]

@@ -62,8 +62,8 @@ options:
         applied is running, not only observed by the operator while the old pods serve.
       - Without O(wait_for), the operator must also have observed each resource's current generation (its
         C(status.observedGeneration)), and every workload must exist. That is a wait for what runs, not for the operator's
-        word (a VirtualMCPServer's C(Ready) follows its backends' health checks, about a minute after its gateway
-        serves), so a deploy whose MCP check follows need not wait for it.
+        word (a VirtualMCPServer's C(Ready) follows its backends' health checks, reported every 30 s, up to a minute after
+        its gateway serves), so a deploy whose MCP check follows need not wait for it.
       - A pod of a workload's current revision that cannot start (C(ImagePullBackOff), C(CrashLoopBackOff),
         C(InvalidImageName), C(CreateContainerConfigError)) fails the task at once, naming the pod, the reason and the
         kubelet's message; on timeout the pods' waiting reasons and the scheduler's messages are named.

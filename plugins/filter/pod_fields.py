@@ -10,13 +10,12 @@ short_description: The spec fields that set a ToolHive server's pods
 version_added: 0.1.0
 description:
   - Returns the spec fields of one MCPServer, VirtualMCPServer or MCPRemoteProxy that set its pods, as a dict of
-    field to value - C(podTemplateSpec), and for an MCPServer C(resourceOverrides).
+    field to value - C(podTemplateSpec).
   - C(podTemplateSpec) reaches the gateway's pods (container C(vmcp)), a remote proxy's pods (container
     C(toolhive)) and an MCPServer's backend pods (container C(mcp)). It carries the container's resources, the pods'
     annotations, a preStop sleep of O(drain_seconds) with a grace period covering it and the process's own shutdown,
     and a topology spread over nodes (C(ScheduleAnyway), counted per revision).
-  - The operator writes an MCPServer proxy's pod template whole; only its affinity can be set (a preferred
-    anti-affinity over nodes, through C(resourceOverrides.proxyDeployment)).
+  - The operator writes an MCPServer proxy's pod template whole; its pods get none of these.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 positional: kind, name

@@ -29,21 +29,13 @@ def spread(labels, workload_kind):
              "labelSelector": {"matchLabels": labels}, "matchLabelKeys": [REVISION_LABEL[workload_kind]]}]
 
 
-def anti_affinity(labels):
-    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "podAffinityTerm": {"topologyKey": HOSTNAME, "labelSelector": {"matchLabels": labels}}}]}}
-
-
 def pod_fields(kind, name, resources=None, annotations=None, drain_seconds=0, spread_pods=False):
     """The spec fields of server NAME that set its pods: podTemplateSpec (RESOURCES of the container it reaches, pod
-    ANNOTATIONS, the drain and the spread) and, where the operator writes a pod template whole, the affinity it
-    allows (resourceOverrides)."""
+    ANNOTATIONS, the drain and the spread). A workload whose pod template the operator writes whole gets none."""
     fields = {}
     for role, workload in SERVERS[kind]["workloads"].items():
         labels = pod_labels(kind, role, name)
-        if workload["pod_template"] == "resourceOverrides":
-            if spread_pods:
-                fields["resourceOverrides"] = {"proxyDeployment": {"affinity": anti_affinity(labels)}}
+        if workload["pod_template"] != "podTemplateSpec":
             continue
         container = {"name": workload["container"]}
         if resources:

@@ -60,9 +60,10 @@ SERVERS = {
         "app_label": "mcpserver",
         "workloads": {
             # The operator writes this pod template whole (deploymentForMCPServer: grace period 30, no lifecycle)
-            # and passes podTemplateSpec to the backend: only its affinity can be set, through resourceOverrides.
+            # and passes podTemplateSpec to the backend. Only its affinity can be set, through
+            # resourceOverrides.proxyDeployment, from ToolHive v0.45.0 on (the oldest supported release lacks it).
             "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}",
-                      "pods": DEPLOYMENT_PODS, "pod_template": "resourceOverrides"},
+                      "pods": DEPLOYMENT_PODS, "pod_template": None},
             # Created by the proxy runner, not the operator, and labelled toolhive-name=NAME. The runner applies a
             # changed spec.image only once its new pod starts: until the container runs spec.image, the
             # StatefulSet's revision is the old spec's ("spec_image": the spec field its container's image is).

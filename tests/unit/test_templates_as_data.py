@@ -199,7 +199,7 @@ def test_a_remote_proxy_renders_every_field_and_its_own_key_prefix(render):
 
 def test_each_kind_drains_and_spreads_the_pods_its_crd_lets_the_collection_reach(render):
     """podTemplateSpec reaches the gateway's pods and an MCPServer's backend (beside the resources the user gave);
-    the operator writes an MCPServer proxy's pod template whole, so its pods are spread by the affinity it allows."""
+    the operator writes an MCPServer proxy's pod template whole, so its pods get nothing."""
     [_, _, gateway] = render("vmcp", copy.deepcopy(BASE["vmcp"][1]))
     pod = gateway["spec"]["podTemplateSpec"]
     assert pod["metadata"] == {"annotations": {"a": "b"}}
@@ -218,10 +218,7 @@ def test_each_kind_drains_and_spreads_the_pods_its_crd_lets_the_collection_reach
     [spread] = backend["topologySpreadConstraints"]
     assert spread["labelSelector"]["matchLabels"] == {"app": "fetch", "toolhive-basename": "fetch"}
     assert spread["matchLabelKeys"] == ["controller-revision-hash"]  # a StatefulSet's revision label
-    [term] = server["spec"]["resourceOverrides"]["proxyDeployment"]["affinity"]["podAntiAffinity"][
-        "preferredDuringSchedulingIgnoredDuringExecution"]
-    assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {
-        "app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": "fetch"}}}
+    assert "resourceOverrides" not in server["spec"]  # the proxy's pod template is the operator's alone
 
     variables = dict(copy.deepcopy(BASE["mcpserver"][1]), mcpserver_drain_seconds=0, mcpserver_spread_pods=False)
     [plain] = render("mcpserver", variables)

@@ -47,7 +47,10 @@ def nodes_of(kubectl, namespace, selector):
 
 
 def test_each_workloads_pods_run_on_different_nodes(deployed, kubectl):
-    placed = {budget: nodes_of(kubectl, deployed.namespace, selector) for budget, selector in WORKLOADS.items()}
+    """The spread the collection sets; an MCPServer proxy's pods have only the scheduler's own default spread (the
+    operator writes their pod template whole), so they are not counted."""
+    placed = {budget: nodes_of(kubectl, deployed.namespace, selector) for budget, selector in WORKLOADS.items()
+              if budget != "everything-proxy"}
     assert all(len(set(nodes)) == 2 for nodes in placed.values()), placed
 
 

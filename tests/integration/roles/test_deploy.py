@@ -231,6 +231,7 @@ def test_each_workload_gets_a_budget_until_turned_off_and_a_users_budget_is_neve
         "fetch-backend": {"app": "fetch", "toolhive-basename": "fetch"},
         "time-proxy": {"app.kubernetes.io/name": "mcpserver", "app.kubernetes.io/instance": "time"},
         "time-backend": {"app": "time", "toolhive-basename": "time"}}
+
     # Each selects its workload's pods, as the disruption controller counts them (once it has seen the budget).
     def counted():
         status = kubectl("get", "poddisruptionbudget", "gateway-vmcp", "-n", ns, "-o", "json").get("status") or {}

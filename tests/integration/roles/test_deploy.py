@@ -86,7 +86,7 @@ def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook
     fetch = kubectl("get", "mcpserver", "fetch", "-n", ns, "-o", "json")["spec"]
     assert fetch["sessionStorage"]["keyPrefix"] == f"thv:{ns}:mcp:fetch:"
     assert fetch["podTemplateSpec"]["spec"]["containers"][0] == {"name": "mcp", "resources": {
-        "requests": {"cpu": "100m", "memory": "128Mi"}}}
+        "requests": {"cpu": "100m", "memory": "128Mi"}}, "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}}
     assert fetch["resources"] == {"requests": {"cpu": "50m"}} and fetch["groupRef"] == {"name": "team"}
     assert kubectl("get", "mcpserver", "time", "-n", ns, "-o", "json")["spec"]["sessionAffinity"] == "None"
     assert kubectl("get", "deployment", "gateway", "-n", ns, "-o", "json")["status"]["readyReplicas"] == 3
@@ -374,11 +374,13 @@ def test_losing_the_api_server_mid_deploy_says_what_stands_and_a_rerun_converges
         cut = run_playbook(PLAYBOOK, extra_vars=example(ns), env=env)
     assert recap(cut.output)["failed"] == 1
     said = cut.output[cut.output.index("The deploy stopped at"):]
-    assert 'The deploy stopped at "Apply the groups and servers"' in said, said[:2000]
+    assert 'The deploy stopped at "Apply the gateways"' in said, said[:2000]
     assert "the Kubernetes API server could not be reached" in said
     assert ("Already changed by this run (it stands): namespace %s created; Redis password Secret %s/toolhive-redis-auth "
             "created; " % (ns, ns)) in said.replace("\n", " "), said[:2000]
-    for applied in ("ConfigMap %s/toolhive-redis-config", "Deployment %s/toolhive-redis", "Service %s/toolhive-redis"):
+    # Redis, then the backends (applied and rolled out before the gateways).
+    for applied in ("ConfigMap %s/toolhive-redis-config", "Deployment %s/toolhive-redis", "Service %s/toolhive-redis",
+                    "MCPServer %s/fetch", "MCPServer %s/time", "MCPGroup %s/team"):
         assert (applied % ns) + " applied" in said, said[:2000]
     assert "VirtualMCPServer %s/gateway applied" % ns not in said  # the write the API server never answered
     assert "Value of unknown type" not in said

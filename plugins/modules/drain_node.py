@@ -99,7 +99,7 @@ def run(module, client):
     result = dict(changed=bool(cordon or found or left), cordoned=cordon, leftovers=[
         "%s/%s" % (pod["metadata"]["namespace"], pod["metadata"]["name"]) for pod in left], moved_pods=[])
     if module.check_mode:
-        result["moved_pods"] = ["%s/%s" % (namespace, pod["metadata"]["name"]) for namespace, (_, _, pod) in found]
+        result["moved_pods"] = ["%s/%s" % (namespace, pod["metadata"]["name"]) for namespace, (_kind, _workload, pod) in found]
         return result
     if cordon:
         client.patch(node_path, {"spec": {"unschedulable": True}})

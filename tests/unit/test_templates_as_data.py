@@ -200,7 +200,7 @@ def test_a_remote_proxy_renders_every_field_and_its_own_key_prefix(render):
 def test_each_kind_drains_and_spreads_the_pods_its_crd_lets_the_collection_reach(render):
     """podTemplateSpec reaches the gateway's pods and an MCPServer's backend (beside the resources the user gave);
     the operator writes an MCPServer proxy's pod template whole, so its pods get nothing."""
-    [_, _, gateway] = render("vmcp", copy.deepcopy(BASE["vmcp"][1]))
+    gateway = render("vmcp", copy.deepcopy(BASE["vmcp"][1]))[-1]
     pod = gateway["spec"]["podTemplateSpec"]
     assert pod["metadata"] == {"annotations": {"a": "b"}}
     assert pod["spec"]["containers"] == [{"name": "vmcp", "resources": {"limits": {"cpu": "1"}},

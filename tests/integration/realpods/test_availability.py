@@ -107,7 +107,7 @@ def under_traffic(deployed, kubectl, kubeconfig, workers, drain_one, what):
     # A drain does not wait for the replacements: every workload is whole again soon after.
     wait_until("2 ready pods of every workload", lambda: all(
         len(deployed.pods(selector)) == 2 for selector in WORKLOADS.values()), timeout=120)
-    assert all(kept >= 50 and fresh >= 10 for kept, _, fresh, _ in summary.values()), summary
+    assert all(kept >= 50 and fresh >= 10 for kept, _kept_failed, fresh, _fresh_failed in summary.values()), summary
     return results, calls, failed
 
 

@@ -140,7 +140,7 @@ def findings(kind, spec, workloads, hpas, operator_redis=None):
         sentences.append("%d replicas without Redis session storage: sessions are not shared between pods."
                          % most)
     for role, hpa in hpas.items():
-        field = "backendReplicas" if role == "backend" else "replicas"
+        field = kinds.SERVERS[kind]["workloads"][role]["field"]
         if spec.get(field) is not None:
             sentences.append("HPA %s targets the %s workload while spec.%s=%s is set: the operator and the HPA "
                              "fight over the count; remove spec.%s." % (hpa["name"], role, field, spec[field], field))

@@ -221,7 +221,7 @@ print(json.dumps(config, indent=2))
 PY
 }
 
-cluster_exists() { kind get clusters 2>/dev/null | grep -qx "$name"; }
+cluster_exists() { kind get clusters 2>/dev/null | grep -x "$name" >/dev/null; }
 
 pod_range() { # NODE : its pod range, once the controller manager has given it one
   local cidr deadline=$((SECONDS + 120))
@@ -271,7 +271,9 @@ print(json.dumps(cm))' | kc replace -f - >/dev/null
 
 load_images() { # the images the example and the tests run, where the node lacks them; two loads at a time
   local node have archive image
-  node=$(kind get nodes --name "$name" | head -1)
+  # sed reads every line: head would leave kind writing to a closed pipe, and pipefail end the script without a word
+  # (seen with several nodes).
+  node=$(kind get nodes --name "$name" | sed -n 1p)
   have=$(docker exec "$node" ctr -n k8s.io images ls -q)
   for archive in "$images"/*.tar; do
     [[ $(basename "$archive") == @(pause|coredns).tar ]] && continue

@@ -171,6 +171,7 @@ def replace_pods(client, kind, obj, timeout):
 
 
 def controller(obj):
+    """OBJ's controlling owner reference ({} when none): a pod's ReplicaSet, a workload's ToolHive server."""
     return next((ref for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")), {})
 
 

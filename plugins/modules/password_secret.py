@@ -182,7 +182,7 @@ def restart(client, namespace, workloads, check_mode):
     done = []
     for kind, item in workloads:
         meta = item["metadata"]
-        owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), {})
+        owner = restarts.controller(item)
         how = kinds.SERVERS.get(owner.get("kind"), {}).get("restart")
         if how == "pods":
             selector = ",".join("%s=%s" % pair for pair in sorted(item["spec"]["selector"]["matchLabels"].items()))

@@ -18,6 +18,9 @@ def recap(output):
     return {"ok": int(match[1]), "changed": int(match[2]), "failed": int(match[3])}
 
 
+IN_MEMORY_ONLY = "keeps its sessions in memory only (redis_persistence is false): whenever its pod restarts"
+
+
 def example(namespace, **overrides):
     deploy_vars = {
         "toolhive_namespace": namespace,
@@ -76,6 +79,8 @@ def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook
     assert any(w.startswith("patch ") and "/virtualmcpservers/gateway" in w for w in first_writes.count())
     secret = password(kubectl, ns)
     assert len(secret) == 32 and secret not in first.output
+    # Said once, when the Redis without persistence is made (the callback folds long lines).
+    assert IN_MEMORY_ONLY in " ".join(first.output.split()), first.output[-3000:]
 
     vmcp = kubectl("get", "virtualmcpserver", "gateway", "-n", ns, "-o", "json")
     storage = vmcp["spec"]["sessionStorage"]
@@ -101,6 +106,7 @@ def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook
     assert recap(second.output)["changed"] == 0, second.output[-4000:]
     assert writes.count() == []  # a no-op run writes nothing (dry runs only)
     assert password(kubectl, ns) == secret  # generated once, never regenerated
+    assert IN_MEMORY_ONLY not in " ".join(second.output.split())
 
 
 def test_diff_shows_a_change_and_teardown_keeps_the_secret_unless_purged(run_playbook, kubectl, fresh_namespace):

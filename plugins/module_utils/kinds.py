@@ -54,6 +54,7 @@ SERVERS = {
         # operator reverts any change to the pod template (v0.44.0 podTemplateMetadataNeedsUpdate compares the
         # annotations whole), or {"annotation": A}, the operator's own restart annotation A set on the resource.
         "restart": "pods",
+        "spec_change_rolls": False,  # only a change of its pod template rolls its Deployment
     },
     "MCPServer": {
         "plural": "mcpservers",
@@ -85,6 +86,11 @@ SERVERS = {
         # The operator's own rolling restart: this annotation on the MCPServer rolls its proxy's Deployment
         # (v0.44.0 mcpserver_controller.go RestartedAtAnnotationKey).
         "restart": {"annotation": "mcpserver.toolhive.stacklok.dev/restarted-at"},
+        # Every change of the spec, its replica fields too, rolls the proxy's Deployment, and the new proxy pods roll
+        # the backend's StatefulSet: the operator stamps the MCPServer's generation on the proxy's pod template
+        # (v0.44.0 to v0.66.0, mcpserver_controller.go RunConfigMCPServerGenerationAnnotation; on running pods,
+        # v0.47.0: 4 scales made 4 ReplicaSets and 4 StatefulSet revisions).
+        "spec_change_rolls": True,
     },
     # v0.44.0 cmd/thv-operator/controllers: mcpremoteproxy_deployment.go (Deployment NAME, container "toolhive",
     # Replicas: spec.replicas), mcpremoteproxy_controller.go labelsForMCPRemoteProxy (app=mcpremoteproxy,
@@ -105,6 +111,7 @@ SERVERS = {
         "role": "mcpremoteproxy",
         "default_redis": "if_unset",  # mcpremoteproxy_runconfig.go populateScalingConfigForRemoteProxy
         "restart": "pods",  # as a VirtualMCPServer's (mcpremoteproxy_controller.go podTemplateMetadataNeedsUpdate)
+        "spec_change_rolls": False,
     },
 }
 

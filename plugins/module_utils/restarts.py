@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """New pods for the workloads that read a Secret (toolhive.k8s.rollout_restart), or for the servers' pods on a
-node (toolhive.k8s.drain_node), one pod at a time, without a failed request.
+node (toolhive.k8s.drain_node), one pod at a time, without a failed request; and the pods a scale-down removes
+(toolhive.k8s.scale) ended the same way (release_surplus).
 
 A Deployment's pod is replaced in four steps, so that it never ends while a client may still be sent to it:
 1. it leaves its ReplicaSet (its `pod-template-hash` label changed), which makes a replacement at once from the same
@@ -20,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import datetime
 import time
 
@@ -101,15 +103,22 @@ def replacements_ready(client, deployment, wanted):
     return sum(1 for p in owned if waiter.pod_ready(p)) >= wanted
 
 
+def release(client, pod, deadline):
+    """Step 1: POD out of its ReplicaSet (which makes a replacement), still serving behind its Services."""
+    namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+    pod_path = kinds.path("Pod", namespace, name)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.patch(pod_path, {"metadata": {"labels": {TEMPLATE_HASH: "draining"}, "annotations": {DRAINING: now}}})
+    waiter.poll_until("ReplicaSet to release pod %s/%s" % (namespace, name),
+                      lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
+
+
 def drain_and_replace(client, deployment, pod, deadline):
     """The four steps of the module docstring for POD of DEPLOYMENT."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     pod_path = kinds.path("Pod", namespace, name)
     wanted = (deployment.get("spec") or {}).get("replicas", 1)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    client.patch(pod_path, {"metadata": {"labels": {TEMPLATE_HASH: "draining"}, "annotations": {DRAINING: now}}})
-    waiter.poll_until("ReplicaSet to release pod %s/%s" % (namespace, name),
-                      lambda: not (client.get(pod_path)["metadata"].get("ownerReferences")), deadline)
+    release(client, pod, deadline)
     waiter.poll_until("a ready replacement of pod %s/%s" % (namespace, name),
                       lambda: replacements_ready(client, deployment, wanted), deadline)
     waiter.wait_ready(client, [("Deployment", namespace, deployment["metadata"]["name"])], max(1, deadline - time.time()))
@@ -138,6 +147,34 @@ def delete_in_turn(client, statefulset, pod, deadline):
         deadline)
     waiter.wait_ready(client, [("StatefulSet", namespace, statefulset["metadata"]["name"])],
                       max(1, deadline - time.time()))
+
+
+def draining(client, deployment):
+    """The pods of DEPLOYMENT released (step 1) and not yet deleted."""
+    return [pod for pod in live_pods(client, deployment["metadata"]["namespace"], selector_of(deployment))
+            if DRAINING in (pod["metadata"].get("annotations") or {})]
+
+
+def release_surplus(client, deployment, replicas, deadline):
+    """Before DEPLOYMENT is scaled down to REPLICAS: as many of its pods as the scale-down removes are released
+    (step 1), so that its ReplicaSet removes their replacements, which serve nothing yet, where it would have
+    deleted pods its Services still send requests to; finish_draining then ends them. Pods released already (by a
+    run that stopped, or before a conflict made the scale be written again) count. Chosen: the pods not ready, then
+    those of the node that holds most of them, then the newest (removal_order). Returns the pods released."""
+    surplus = (deployment.get("spec") or {}).get("replicas", 1) - replicas - len(draining(client, deployment))
+    pods = removal_order([p for p in live_pods(client, deployment["metadata"]["namespace"], selector_of(deployment))
+                          if controller(p).get("kind") == "ReplicaSet"])[:max(0, surplus)]
+    for pod in pods:
+        release(client, pod, deadline)
+    return pods
+
+
+def removal_order(pods):
+    """PODS, the first to remove first: those not ready, then those of the node that holds most of them (the
+    others stay spread), then the newest."""
+    per_node = collections.Counter(p["spec"].get("nodeName") for p in pods)
+    ordered = sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
+    return sorted(ordered, key=lambda p: (waiter.pod_ready(p), -per_node[p["spec"].get("nodeName")]))
 
 
 def wait_gone(client, pod, deadline):

@@ -21,6 +21,14 @@ description:
     workload (it would undo the change) unless O(force), and more than one replica without Redis
     session storage unless O(allow_without_session_storage). Redis counts when the resource sets it or when
     the operator's global default (C(TOOLHIVE_DEFAULT_REDIS_ADDR) on its Deployment) serves the resource.
+  - An MCPServer that sets the replica field is scaled through it, and ToolHive's operator then replaces every
+    proxy pod and restarts the backend (it stamps the resource's generation on the proxy's pod template); the
+    module warns. Leave the field out of the MCPServer to scale its workloads without restarts.
+  - Scaling a Deployment down, the pods it removes leave their Services before they stop, so no client is sent to
+    a pod that no longer listens. Each is first taken out of its ReplicaSet, which then removes the replacement
+    it made, not a serving pod; once the Deployment runs O(replicas), each leaves its Services and is deleted. An
+    MCPServer's proxy needs this most, since its operator gives its pods no preStop hook. A StatefulSet (the
+    backend) removes its highest pod as C(kubectl scale) does.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:
@@ -137,6 +145,14 @@ ready_replicas:
   returned: always
   type: int
   sample: 3
+drained_pods:
+  description:
+    - The pods a scale-down of a Deployment removed, each taken out of its ReplicaSet and Services before it was
+      deleted (also those a run that stopped had left draining).
+  returned: always
+  type: list
+  elements: str
+  sample: [gateway-7d9c8b7f6d-x2k4q]
 command:
   description: The equivalent kubectl command.
   returned: always
@@ -145,14 +161,24 @@ command:
 """
 
 import json
+import time
 
-from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator
+from ansible_collections.toolhive.k8s.plugins.module_utils import guards, kinds, operator, restarts
 from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import role_for_target
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import RESOURCE_ARG_SPEC, retry_on_conflict, run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused
 from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
     describe_conditions, find_workload, get_resource, hpas_for)
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import wait_ready
+
+
+# What a scale through an MCPServer's replica fields costs (kinds.SERVERS "spec_change_rolls"), and the way around.
+RESTARTS_ALL = (
+    "%s: the operator rolls every proxy pod and restarts the backend on any change of the MCPServer, %s too (it "
+    "stamps the MCPServer's generation on the proxy's pod template): the proxy's pods stop without a drain, and the "
+    "sessions a backend keeps in memory end. To scale without restarts, leave %s out of the MCPServer "
+    "(mcpserver_servers: replicas, backend_replicas) and scale with this module, which then sets the workload's "
+    "scale subresource")
 
 
 def kubectl_command(method, kind, name, namespace, field, replicas, workload, current_replicas):
@@ -213,6 +239,8 @@ def write_scale(module, client):
         raise Refused("%s: expected %d current replicas (current_replicas) but found %s; nothing was changed"
                       % (guards.label(kind, namespace, name), params["current_replicas"], before))
     changed = before != replicas
+    if changed and method == "resource" and kinds.SERVERS[kind]["spec_change_rolls"]:
+        module.warn(RESTARTS_ALL % (guards.label(kind, namespace, name), field, field))
     result = dict(changed=changed, method=method if changed else "none", field=field, before=before, after=replicas,
                   command=kubectl_command(method, kind, name, namespace, field, replicas, workload,
                                           params["current_replicas"]))
@@ -220,6 +248,9 @@ def write_scale(module, client):
         result["diff"] = dict(before={field: before}, after={field: replicas},
                               before_header="%s %s" % (workload.kind, workload.name),
                               after_header="%s %s" % (workload.kind, workload.name))
+    if changed and not module.check_mode and workload.kind == "Deployment":
+        # The pods a scale-down removes leave their Services before they stop (restarts.release_surplus).
+        restarts.release_surplus(client, workload.obj, replicas, time.time() + params["wait_timeout"])
     if changed:
         read = resource if method == "resource" else workload.obj
         body = {"metadata": {"resourceVersion": read["metadata"]["resourceVersion"]},
@@ -249,7 +280,13 @@ def run(module, client):
     if params["wait"] and not module.check_mode:
         wait_for_replicas(client, params, workload, "%s %s was scaled to %d" % (
             workload.kind, workload.name, params["replicas"]) if result["changed"] else None)
+    result["drained_pods"] = []
     if not module.check_mode:
+        if workload.kind == "Deployment":
+            deadline = time.time() + params["wait_timeout"]
+            for pod in restarts.draining(client, workload.obj):
+                restarts.finish_draining(client, pod, deadline)
+                result["drained_pods"].append(pod["metadata"]["name"])
         workload.obj = client.get(workload.path())
     result["workload"] = workload.counts()
     result["ready_replicas"] = result["workload"]["ready"]

@@ -89,3 +89,14 @@ def test_each_reader_is_restarted_the_way_its_owner_does_not_undo(monkeypatch, c
          {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}},
          "strategic", check_mode),
     ]
+
+
+def test_a_scale_down_removes_the_pods_not_ready_then_those_of_the_fullest_node_then_the_newest():
+    def pod(name, node, created, ready=True):
+        return {"metadata": {"name": name, "creationTimestamp": created}, "spec": {"nodeName": node},
+                "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+    pods = [pod("a-old", "a", "2026-12-05T10:00:00Z"), pod("a-new", "a", "2026-12-05T11:00:00Z"),
+            pod("b-only", "b", "2026-12-05T12:00:00Z"), pod("c-starting", "c", "2026-12-05T09:00:00Z", ready=False)]
+    order = [p["metadata"]["name"] for p in restarts.removal_order(pods)]
+    # Not ready first, though oldest; then node a (2 pods there), newest first; then b (1).
+    assert order == ["c-starting", "a-new", "a-old", "b-only"]

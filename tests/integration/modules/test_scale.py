@@ -1,4 +1,5 @@
 """toolhive.k8s.scale against the test bed: every behaviour and refusal."""
+from .conftest import wait_for
 
 
 def replicas_of(get, name):
@@ -123,3 +124,50 @@ def test_runs_with_only_the_k8s_auth_variables_awx_sets(module, vmcp, kubectl, n
     assert token not in result.output
     other = module("scale", env=env, kind="VirtualMCPServer", name=name, namespace="default", replicas=1)
     assert other.failed and "HTTP 403" in other["msg"] and "not allowed" in other["msg"]
+
+
+def test_a_scale_down_takes_the_pods_it_removes_out_of_their_services_before_they_stop(
+        module, vmcp, get, kubectl, namespace):
+    """3 -> 1: the two pods that go leave their ReplicaSet first (it then removes the replacements it made, which
+    served nothing), then the gateway's Service, and are deleted; the pod that stays is one of the three that
+    served. A plain scale-down lets the ReplicaSet delete serving pods at once, and drains none."""
+    name = vmcp()
+    selector = f"app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance={name}"
+
+    def serving():
+        return {p["metadata"]["name"] for p in kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json")["items"]
+                if not p["metadata"].get("deletionTimestamp")}
+    args = dict(kind="VirtualMCPServer", name=name, namespace=namespace, allow_without_session_storage=True)
+    assert module("scale", replicas=3, **args)["drained_pods"] == []  # scaling up drains nothing
+    before = serving()
+    assert len(before) == 3
+
+    result = module("scale", replicas=1, **args)
+    assert not result.failed and result["changed"], result.output
+    assert len(result["drained_pods"]) == 2 and set(result["drained_pods"]) < before, (result["drained_pods"], before)
+    assert serving() < before and len(serving()) == 1  # the one left served before: no replacement stayed
+    assert result["ready_replicas"] == 1 and get("deployment", name)["spec"]["replicas"] == 1
+
+
+def test_scaling_an_mcpserver_through_its_replica_field_warns_that_the_operator_rolls_its_pods(
+        module, mcpserver, get, namespace):
+    """The operator stamps the MCPServer's generation on its proxy's pod template, so the scale through
+    spec.replicas rolls the proxy's Deployment (a new template), and the module says so; through the scale
+    subresource (no replica field) the template stays and nothing is said."""
+    def template_annotations(name):
+        return get("deployment", name)["spec"]["template"]["metadata"].get("annotations") or {}
+    args = dict(kind="MCPServer", namespace=namespace, allow_without_session_storage=True)
+
+    owned = mcpserver("owned", transport="streamable-http", replicas=1)
+    before = template_annotations(owned)
+    result = module("scale", name=owned, replicas=2, **args)
+    assert not result.failed and result["method"] == "resource", result.output
+    assert "rolls every proxy pod and restarts the backend" in result.output
+    wait_for("the operator's new pod template", lambda: template_annotations(owned) != before)
+
+    free = mcpserver("free", transport="streamable-http")
+    before = template_annotations(free)
+    result = module("scale", name=free, replicas=2, **args)
+    assert not result.failed and result["method"] == "scale", result.output
+    assert "rolls every proxy pod" not in result.output
+    assert template_annotations(free) == before

@@ -15,7 +15,7 @@ import pytest
 from ..host import ready_nodes
 from .conftest import deploy, wait_until
 from .podclient import run
-from .traffic import SERVICES, causes, counted, everything_job, traffic_during
+from .traffic import SERVICES, causes, everything_job, traffic_during, traffic_report
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
@@ -101,13 +101,10 @@ def under_traffic(deployed, kubectl, kubeconfig, workers, drain_one, what):
     finally:
         for node in workers:
             kubectl("uncordon", node, check=False)
-    calls, failed, summary = counted(tallies)
-    print(f"\n{what} took {seconds:.1f} s; per Service (long-lived calls, failed, new-session calls, failed): "
-          f"{summary}; {len(failed)} of {calls} failed, by cause {causes(failed)}; the first: {failed[:5]}")
+    calls, failed = traffic_report(tallies, what, seconds)
     # A drain does not wait for the replacements: every workload is whole again soon after.
     wait_until("2 ready pods of every workload", lambda: all(
         len(deployed.pods(selector)) == 2 for selector in WORKLOADS.values()), timeout=120)
-    assert all(kept >= 50 and fresh >= 10 for kept, _kept_failed, fresh, _fresh_failed in summary.values()), summary
     return results, calls, failed
 
 

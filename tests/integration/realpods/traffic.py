@@ -36,13 +36,20 @@ def everything_job(namespace, images, group, backend_replicas, **extra):
 
 
 class Tally:
+    """One client's calls, its failures (when, which call, what went wrong) and the longest time it went without an
+    answer: from one answered call to the next."""
     def __init__(self):
-        self.calls, self.failures = 0, []
+        self.calls, self.failures, self.longest_gap, self.answered_at = 0, [], 0.0, None
 
     def count(self, what, error=None):
         self.calls += 1
+        now = time.monotonic()
         if error is not None:
-            self.failures.append((round(time.monotonic(), 1), what, error))
+            self.failures.append((round(now, 1), what, error))
+            return
+        if self.answered_at is not None:
+            self.longest_gap = max(self.longest_gap, now - self.answered_at)
+        self.answered_at = now
 
 
 def greeted(answer, name):
@@ -106,6 +113,11 @@ def counted(tallies):
     return calls, failures, summary
 
 
+def longest_gap(tallies):
+    """The longest time, in seconds, any client of traffic_during went without an answer."""
+    return max(tally.longest_gap for pair in tallies.values() for tally in pair)
+
+
 # What a failure says, in a few words: the first pattern its message holds.
 CAUSES = (("connection refused", "connection refused"), ("session not found", "a backend session not found"),
           ("not found", "a tool not found"), ("EOF", "EOF"), ("503", "503"), ("timed out", "timeout"))
@@ -115,3 +127,22 @@ def causes(failures):
     """{cause: count} of traffic failures (CAUSES, else "other")."""
     return dict(collections.Counter(next((cause for pattern, cause in CAUSES if pattern in str(error)), "other")
                                     for _at, _what, error in failures))
+
+
+def traffic_report(tallies, what, seconds):
+    """Print what every client saw during WHAT (SECONDS long), check that each called throughout, and return
+    (calls, failures)."""
+    calls, failed, summary = counted(tallies)
+    print(f"\n{what} took {seconds:.1f} s; per Service (long-lived calls, failed, new-session calls, failed): "
+          f"{summary}; {len(failed)} of {calls} failed, by cause {causes(failed)}, the longest time without an "
+          f"answer {longest_gap(tallies):.1f} s; the first: {failed[:5]}")
+    assert all(kept >= 50 and fresh >= 10 for kept, _kept_failed, fresh, _fresh_failed in summary.values()), summary
+    return calls, failed
+
+
+def timed(action):
+    """ACTION for traffic_during, returning (its result, seconds)."""
+    def run_it():
+        started = time.monotonic()
+        return action(), time.monotonic() - started
+    return run_it

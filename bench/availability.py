@@ -1,0 +1,170 @@
+"""Failed calls while the servers' pods move, with and without the collection's measures (issue 25).
+
+Needs the kind bed with two workers (testbed/kind.sh, KUBECONFIG=.kind/kubeconfig), its local images and the
+operator. For each setting, one job is deployed with playbooks/deploy.yml into a fresh namespace: the standalone
+Redis, the MCPServer `everything` (go-sdk's, 2 proxies, 2 backends), a VirtualMCPServer `gateway` of 2 and an
+MCPRemoteProxy `upstream` of 2 in front of `everything`, Redis session storage, `sessionAffinity: None`
+(tests/integration/realpods/traffic.py's everything_job). Then each operation runs while real MCP clients call
+(traffic.py: on each of the 3 Services one long-lived session and a stream of new sessions, `tools/call` through the
+API server's service proxy, at most --limit calls per client, stopped 5 s after the operation):
+
+- scale: toolhive.k8s.scale takes each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; the backends stay);
+- rollout: deploy.yml with new resources for the gateway, the remote proxy and the MCPServer's proxies, so the three
+  Deployments roll (the backends are not touched);
+- drain: both workers drained in turn (the servers' pods; Redis stays), each put back before the next.
+
+The settings:
+- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets), and the
+  nodes drained by toolhive.k8s.drain_node, then `kubectl drain`;
+- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`, and the
+  nodes drained by `kubectl drain` alone.
+
+Each row: calls, failed calls by cause, and the longest time a client went without an answer.
+
+    KUBECONFIG=... python bench/availability.py [--limit 3000] [--operations scale,rollout,drain] [--markdown F]
+
+The goal (issue 25): 0 failed calls of at least 10,000 across the operations, with the measures.
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+# pylint: disable=wrong-import-position
+from tests.integration.host import image  # noqa: E402
+from tests.integration.realpods.podclient import run  # noqa: E402
+from tests.integration.realpods.traffic import (  # noqa: E402
+    SERVICES, causes, counted, everything_job, longest_gap, traffic_during)
+
+SERVERS = (("VirtualMCPServer", "gateway"), ("MCPServer", "everything"), ("MCPRemoteProxy", "upstream"))
+SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
+WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False}
+SETTINGS = {"with the collection's measures": ({}, "drain_node"), "without them": (WITHOUT, "kubectl")}
+OPERATIONS = ("scale", "rollout", "drain")
+
+
+def sh(*cmd, check=True):
+    proc = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def playbook(plays_or_path, extra_vars=None):
+    """ansible-playbook of a path, or of plays written to a temporary file; extra vars as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plays_or_path
+        if not isinstance(plays_or_path, Path):
+            path = Path(tmp) / "play.json"
+            path.write_text(json.dumps(plays_or_path), encoding="utf-8")
+        variables = Path(tmp) / "vars.json"
+        variables.write_text(json.dumps(extra_vars or {}), encoding="utf-8")
+        return sh("ansible-playbook", path, "-e", f"@{variables}")
+
+
+def job(namespace, settings, resources=None):
+    variables = everything_job(namespace, {"redis": image("redis-debian"), "everything": image("go-sdk-everything")},
+                               "availability", backend_replicas=2, **settings)
+    if resources:  # a new pod template for every Deployment the collection's servers run
+        variables["mcpserver_servers"][0]["resources"] = resources
+        variables["vmcp_instances"][0]["resources"] = resources
+        variables["mcpremoteproxy_proxies"][0]["resources"] = resources
+    return variables
+
+
+def scale(namespace, _settings, _drain):
+    playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"toolhive.k8s.scale": {"kind": kind, "name": name, "namespace": namespace, "replicas": replicas}}
+        for replicas in (1, 3, 2) for kind, name in SERVERS]}])
+
+
+def rollout(namespace, settings, _drain):
+    playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings, {"requests": {"cpu": "7m", "memory": "40Mi"}}))
+
+
+def workers():
+    nodes = json.loads(sh("kubectl", "get", "nodes", "-o", "json").stdout)["items"]
+    return sorted(n["metadata"]["name"] for n in nodes
+                  if not any(t.get("effect") == "NoSchedule" for t in n["spec"].get("taints") or []))
+
+
+def drain(namespace, _settings, how):
+    for node in workers():
+        try:
+            if how == "drain_node":
+                playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [
+                    {"toolhive.k8s.drain_node": {"node": node, "namespaces": [namespace]}}]}])
+            sh("kubectl", "drain", node, "--pod-selector", SERVER_PODS, "--ignore-daemonsets",
+               "--delete-emptydir-data", "--timeout", "240s")
+        finally:
+            sh("kubectl", "uncordon", node, check=False)
+    # A drain does not wait for the replacements: the next operation starts with every workload whole.
+    for kind, name in SERVERS:
+        sh("kubectl", "wait", "-n", namespace, "--for=condition=Ready", f"{kind.lower()}/{name}", "--timeout=300s")
+    sh("kubectl", "rollout", "status", "-n", namespace, "statefulset/everything", "--timeout=300s")
+
+
+def measured(namespace, operation, settings, how, limit):
+    def action():
+        started = time.monotonic()
+        operation(namespace, settings, how)
+        return time.monotonic() - started
+    seconds, tallies = run(traffic_during(os.environ["KUBECONFIG"], namespace, SERVICES, action, limit=limit),
+                           timeout=1800)
+    calls, failed, _summary = counted(tallies)
+    return {"seconds": seconds, "calls": calls, "failed": len(failed), "causes": causes(failed),
+            "gap": longest_gap(tallies), "first": failed[:3]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=3000, help="calls per client, at most")
+    parser.add_argument("--operations", default=",".join(OPERATIONS))
+    parser.add_argument("--markdown", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    operations = args.operations.split(",")
+    if set(operations) - set(OPERATIONS):
+        raise SystemExit(f"--operations: choose from {', '.join(OPERATIONS)}")
+    logging.getLogger("mcp").setLevel(logging.CRITICAL)  # the SDK's tracebacks of closed streams: counted, not shown
+    os.environ.setdefault("KUBECONFIG", str(REPO / ".kind" / "kubeconfig"))
+    if len(workers()) < 2 and "drain" in operations:
+        raise SystemExit("drain needs two schedulable workers (testbed/kind.sh: TESTBED_KIND_WORKERS=2)")
+    rows = []
+    for setting, (settings, how) in SETTINGS.items():
+        namespace = f"avail-{uuid.uuid4().hex[:6]}"
+        try:
+            playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings))
+            for name in operations:
+                result = measured(namespace, globals()[name], settings, how, args.limit)
+                rows.append((setting, name, result))
+                print(f"{setting}, {name}: {result}", flush=True)
+        finally:
+            sh("kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--timeout=300s", check=False)
+    lines = [f"machine: {platform.node()}, {os.cpu_count()} cores; at most {args.limit} calls per client, "
+             f"6 clients", "",
+             "| setting | operation | took (s) | calls | failed | by cause | longest without an answer (s) |",
+             "|---|---|---:|---:|---:|---|---:|"]
+    for setting, name, r in rows:
+        lines.append(f"| {setting} | {name} | {r['seconds']:.0f} | {r['calls']:,} | {r['failed']} | "
+                     f"{', '.join(f'{c} {n}' for c, n in r['causes'].items()) or '-'} | {r['gap']:.1f} |")
+    for setting in SETTINGS:
+        calls = sum(r["calls"] for s, _n, r in rows if s == setting)
+        failed = sum(r["failed"] for s, _n, r in rows if s == setting)
+        lines.append(f"| {setting} | **all** | | {calls:,} | **{failed}** | | |")
+    out = "\n".join(lines) + "\n"
+    print(out)
+    if args.markdown:
+        args.markdown.write_text(out, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

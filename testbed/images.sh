@@ -46,10 +46,16 @@ metrics_image="registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VER
 # dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
 time_image="ghcr.io/stacklok/dockyard/uvx/mcp-server-time:$MCP_SERVER_TIME_VERSION"
 server_everything_image="ghcr.io/stacklok/dockyard/npx/server-everything:$SERVER_EVERYTHING_VERSION"
+# The own engine's StorageClass `standard` (kind.sh): the provisioner, and the helper pod it runs on a node to make and
+# remove a volume's directory (busybox, as kind's kindest/local-path-helper).
+busybox_tag=$(deb_version busybox-static 2>/dev/null || echo unknown)
+local_path_image="$local_repo/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION"
+local_path_helper_image="$local_repo/local-path-helper:$busybox_tag"
 
 if [[ ${1:-} == names ]]; then
   printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "${toolhive_images[@]}" \
-    "$everything_image" "$time_image" "$server_everything_image" "$metrics_image"
+    "$everything_image" "$time_image" "$server_everything_image" "$metrics_image" \
+    "$local_path_image" "$local_path_helper_image"
   exit 0
 fi
 
@@ -58,7 +64,7 @@ stamp="$out/.versions"
 inputs=$(find "$here/images.sh" "$here/images" "$here/versions.env" -maxdepth 2 -type f ! -name '*.md' ! -path '*/__pycache__/*' \
   -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
 want="inputs=$inputs toolhive=${releases// /,} redis=$redis_tag python=$(deb_version python3.11)"
-want+=" node=$(deb_version nodejs)"
+want+=" node=$(deb_version nodejs) busybox=$busybox_tag"
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
@@ -93,6 +99,10 @@ go_install "-s -w" "github.com/modelcontextprotocol/go-sdk/examples/server/every
 log "metrics-server $METRICS_SERVER_VERSION"
 go_install "-s -w -X sigs.k8s.io/metrics-server/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
   "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+log "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION"
+# Upstream's scripts/build sets main.VERSION the same way.
+go_install "-s -w -X main.VERSION=$LOCAL_PATH_PROVISIONER_VERSION" \
+  "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
 log "Go programs built in $((SECONDS - t))s"
 
 # --- root filesystems --------------------------------------------------------
@@ -125,6 +135,15 @@ with_libs() { # with_libs DIR FILE... : copy FILEs (host paths) and their librar
     mkdir -p "$dir$(dirname "$f")"
     cp -L "$f" "$dir$f"
     copy_libs "$dir" "$f"
+  done
+}
+
+with_busybox() { # with_busybox DIR : Debian's static busybox as DIR/bin/busybox, each applet a link to it
+  mkdir -p "$1/bin"
+  cp /bin/busybox "$1/bin/busybox"
+  local applet
+  for applet in $(/bin/busybox --list); do
+    [[ -e $1/bin/$applet ]] || ln -s busybox "$1/bin/$applet"
   done
 }
 
@@ -171,6 +190,19 @@ base "$work/metrics-server"
 cp "$gobin/metrics-server" "$work/metrics-server/metrics-server"
 pack metrics-server "$metrics_image" "$work/metrics-server" --entrypoint '["/metrics-server"]' --user 65534
 
+# local-path-provisioner: static Go in ko's layout (upstream's image is Alpine's; the provisioner only talks to the API
+# server, so it runs as nonroot). Its Deployment runs `local-path-provisioner ...`, found on ko's PATH.
+l="$work/local-path-provisioner"
+base "$l"
+mkdir -p "$l/ko-app"
+cp "$gobin/local-path-provisioner" "$l/ko-app/local-path-provisioner"
+pack local-path-provisioner "$local_path_image" "$l" --entrypoint '["/ko-app/local-path-provisioner"]' --user 65532 \
+  "${ko_env[@]}"
+# Its helper: sh, mkdir, rm and chmod of busybox, as root (it makes each volume's directory in the node's
+# root-owned /var/local-path-provisioner).
+with_busybox "$work/local-path-helper"
+pack local-path-helper "$local_path_helper_image" "$work/local-path-helper" --cmd '["sh"]' --user 0
+
 # Redis: Debian's redis-tools binary (redis-server and redis-sentinel are names
 # of one program), busybox as the shell the roles' scripts need, uid 999 as in
 # the official image.
@@ -182,10 +214,7 @@ with_libs "$r" /usr/bin/redis-check-rdb /usr/bin/redis-cli
 mv "$r/usr/bin/redis-check-rdb" "$r/usr/bin/redis-server"
 ln -s redis-server "$r/usr/bin/redis-sentinel"
 ln -s redis-server "$r/usr/bin/redis-check-rdb"
-cp /bin/busybox "$r/bin/busybox"
-for applet in $(/bin/busybox --list); do
-  [[ -e $r/bin/$applet ]] || ln -s busybox "$r/bin/$applet"
-done
+with_busybox "$r"
 cp "$here/images/redis-entrypoint.sh" "$r/usr/local/bin/docker-entrypoint.sh"
 printf 'root:x:0:0:root:/root:/bin/sh\nredis:x:999:999:redis:/data:/bin/sh\n' >"$r/etc/passwd"
 printf 'root:x:0:\nredis:x:999:\n' >"$r/etc/group"

@@ -316,7 +316,70 @@ metrics_server() { # the HPA's resource metrics: metrics-server with the chart o
     die "metrics-server could not be installed"
 }
 
-wait_ready() { # every node Ready, CoreDNS and metrics-server rolled out
+local_path_storage() { # the own engine: kind's default StorageClass `standard` (ready: wait_ready)
+  # What kind's own node image installs (kind's pkg/build/nodeimage/const_storage.go): rancher's local-path-provisioner,
+  # each volume a directory under the node's /var/local-path-provisioner, made by a helper pod on that node. The node
+  # image built here has no local-path images, so kind fell back on a `standard` of the in-tree host-path provisioner,
+  # which nothing serves and whose provisioner cannot be changed: it is replaced.
+  local names images current
+  names=$("$here/images.sh" names)
+  images=("$(grep /local-path-provisioner: <<<"$names")" "$(grep /local-path-helper: <<<"$names")")
+  current=$(kc get storageclass standard -o jsonpath='{.provisioner}' 2>/dev/null || true)
+  if [[ -n $current && $current != rancher.io/local-path ]]; then kc delete storageclass standard >/dev/null; fi
+  python3 - "${images[@]}" <<'PY' | kc apply -f - >/dev/null || die "local-path-provisioner could not be installed"
+import json, sys
+image, helper = sys.argv[1:]
+# Upstream's deploy/local-path-storage.yaml of the same release, with kind's changes: the class `standard`, default;
+# volumes under /var; the control plane's taint tolerated; the images built here.
+ns, name, account = "local-path-storage", "local-path-provisioner", "local-path-provisioner-service-account"
+rbac, every = "rbac.authorization.k8s.io/v1", ["get", "list", "watch", "create", "patch", "update", "delete"]
+subjects = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
+def rules(*triples): return [{"apiGroups": [g], "resources": r, "verbs": v} for g, r, v in triples]
+config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["/var/local-path-provisioner"]}]}
+helper_pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper-pod"},
+              "spec": {"containers": [{"name": "helper-pod", "image": helper, "imagePullPolicy": "IfNotPresent"}]}}
+items = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+    {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": ns}},
+    # The helper pods, in its own namespace.
+    {"apiVersion": rbac, "kind": "Role", "metadata": {"name": name + "-role", "namespace": ns},
+     "rules": rules(("", ["pods"], every))},
+    {"apiVersion": rbac, "kind": "RoleBinding", "metadata": {"name": name + "-bind", "namespace": ns},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name + "-role"}, "subjects": subjects},
+    {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": name + "-role"},
+     "rules": rules(("", ["nodes", "persistentvolumeclaims", "configmaps", "pods", "pods/log"], every[:3]),
+                    ("", ["persistentvolumes"], every), ("", ["events"], ["create", "patch"]),
+                    ("storage.k8s.io", ["storageclasses"], every[:3]))},
+    {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": name + "-bind"},
+     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name + "-role"},
+     "subjects": subjects},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": {
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Equal", "effect": "NoSchedule"}],
+            "serviceAccountName": account,
+            "containers": [{
+                "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": [name, "--debug", "start", "--config", "/etc/config/config.json"],
+                "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/config/"}],
+                "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        {"name": "CONFIG_MOUNT_PATH", "value": "/etc/config/"}]}],
+            "volumes": [{"name": "config-volume", "configMap": {"name": "local-path-config"}}]}}}},
+    {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+     "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+     "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "local-path-config", "namespace": ns}, "data": {
+        "config.json": json.dumps(config),
+        "setup": '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
+        "teardown": '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
+        "helperPod.yaml": json.dumps(helper_pod)}},  # JSON is YAML
+]
+print(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
+PY
+}
+
+wait_ready() { # every node Ready, CoreDNS and metrics-server rolled out (and the own engine's local-path-provisioner)
   kc wait --for condition=Ready node --all --timeout 180s >/dev/null ||
     { kc get nodes >&2; die "the nodes did not become Ready"; }
   local deployment
@@ -324,6 +387,10 @@ wait_ready() { # every node Ready, CoreDNS and metrics-server rolled out
     kc -n kube-system rollout status "deployment/$deployment" --timeout 180s >/dev/null ||
       { kc -n kube-system get pods >&2; die "$deployment did not become ready"; }
   done
+  if [[ $engine_kind == own ]]; then
+    kc -n local-path-storage rollout status deployment/local-path-provisioner --timeout 180s >/dev/null ||
+      { kc -n local-path-storage get pods >&2; die "local-path-provisioner did not become ready"; }
+  fi
 }
 
 up() {
@@ -352,8 +419,10 @@ up() {
   metrics_server
   log "loading images"
   load_images
+  # After its images are loaded: a pod that tried to pull first would wait out the kubelet's back-off.
+  if [[ $engine_kind == own ]]; then local_path_storage; fi
   charts
-  log "waiting for the nodes, CoreDNS and metrics-server"
+  log "waiting for the nodes, CoreDNS, metrics-server and the storage provisioner"
   wait_ready
   log "kind cluster $name ready in $((SECONDS - t))s"
   echo "export KUBECONFIG=$kubeconfig"

@@ -121,3 +121,44 @@ def test_the_example_overrides_name_the_redis_image_the_node_runs():
     assert overrides["redis_image"] == image("redis-debian"), (
         f"testbed/example-overrides.yml names {overrides['redis_image']}, the test bed built "
         f"{image('redis-debian')}: update the file")
+
+
+def test_a_claim_of_the_default_class_binds_and_a_pod_writes_to_it(kubectl):
+    """kind's default StorageClass `standard` (on the own engine, kind.sh installs the local-path-provisioner kind's
+    node image has): a claim naming no class gets it, binds once a pod uses it (WaitForFirstConsumer), the pod
+    writes to it, and the volume is removed with its claim (reclaimPolicy Delete, the helper pod's teardown)."""
+    classes = kubectl("get", "storageclasses", "-o", "json")["items"]
+    default = [c for c in classes
+               if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
+    assert [(c["metadata"]["name"], c["provisioner"], c["volumeBindingMode"]) for c in default] == [
+        ("standard", "rancher.io/local-path", "WaitForFirstConsumer")], default
+    namespace = f"kind-pvc-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    try:
+        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}}}
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(claim))
+        assert kubectl("get", "pvc", "data", "-n", namespace, "-o", "json")["status"]["phase"] == "Pending"
+        # The test bed's Redis image as a shell (busybox), its own user (uid 999): the volume is writable by any.
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "writer"},
+               "spec": {"terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "c", "image": image("redis-debian"), "command": [
+                            "sh", "-c", "echo written > /data/file && sleep 3600"],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}
+        kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+        kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/writer", "--timeout=120s")
+        bound = kubectl("get", "pvc", "data", "-n", namespace, "-o", "json")
+        assert bound["status"]["phase"] == "Bound" and bound["spec"]["storageClassName"] == "standard", bound["status"]
+        volume = kubectl("get", "pv", bound["spec"]["volumeName"], "-o", "json")
+        assert volume["spec"]["hostPath"]["path"].startswith("/var/local-path-provisioner/"), volume["spec"]
+        node = kubectl("get", "pod", "writer", "-n", namespace, "-o", "json")["spec"]["nodeName"]
+        assert node in json.dumps(volume["spec"]["nodeAffinity"]), volume["spec"]["nodeAffinity"]
+        assert kubectl("exec", "-n", namespace, "writer", "--", "cat", "/data/file").stdout == "written\n"
+
+        kubectl("delete", "pod", "writer", "-n", namespace, "--wait=true")
+        kubectl("delete", "pvc", "data", "-n", namespace, "--wait=true")
+        wait_until("the volume to be removed", lambda: kubectl(
+            "get", "pv", volume["metadata"]["name"], check=False).returncode != 0, timeout=120)
+    finally:
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)

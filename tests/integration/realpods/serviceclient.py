@@ -14,12 +14,15 @@ from .podclient import api_credentials
 @contextlib.asynccontextmanager
 async def service_session(kubeconfig, namespace, service, port, path="mcp", client_name="toolhive.k8s-realpods"):
     """Yields an initialized ClientSession on SERVICE:PORT/PATH in NAMESPACE. Its `errors` lists every HTTP error
-    answer (status, body): the SDK turns them into a generic "Server returned an error response"."""
+    answer (status, body): the SDK turns them into a generic "Server returned an error response"; its `session_id` is
+    the Mcp-Session-Id the server gave it."""
     server, tls = api_credentials(kubeconfig)
     url = f"{server}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path}"
-    errors = []
+    errors, ids = [], []
 
     async def keep_errors(response):
+        if not ids and response.headers.get("mcp-session-id"):
+            ids.append(response.headers["mcp-session-id"])
         if response.status_code >= 400:
             await response.aread()
             errors.append((response.status_code, response.text[:500]))
@@ -30,6 +33,7 @@ async def service_session(kubeconfig, namespace, service, port, path="mcp", clie
             async with ClientSession(read, write, client_info=Implementation(name=client_name, version="1")) as session:
                 session.errors = errors
                 await session.initialize()
+                session.session_id = ids[0] if ids else None
                 yield session
 
 

@@ -36,20 +36,24 @@ def everything_job(namespace, images, group, backend_replicas, **extra):
 
 
 class Tally:
-    """One client's calls, its failures (when, which call, what went wrong) and the longest time it went without an
-    answer: from one answered call to the next."""
+    """One client's calls, its failures (when, which call, what went wrong), its slowest call, and the longest time
+    it went without an answer: from one answered call to the next."""
     def __init__(self):
         self.calls, self.failures, self.longest_gap, self.answered_at = 0, [], 0.0, None
+        self.slowest = (0.0, None)  # the slowest call: its seconds, and when it ended
 
-    def count(self, what, error=None):
+    def count(self, what, error=None, started=None):
+        """One call (begun at time.monotonic() STARTED, when told): a failure is kept with when it ended."""
         self.calls += 1
         now = time.monotonic()
         if error is not None:
             self.failures.append((round(now, 1), what, error))
-            return
-        if self.answered_at is not None:
+        elif self.answered_at is not None:
             self.longest_gap = max(self.longest_gap, now - self.answered_at)
-        self.answered_at = now
+        if error is None:
+            self.answered_at = now
+        if started is not None and now - started > self.slowest[0]:
+            self.slowest = (round(now - started, 2), round(now, 1))
 
 
 def greeted(answer, name):
@@ -63,24 +67,25 @@ async def long_lived(kubeconfig, namespace, service, port, tool, tally, opened, 
     async with service_session(kubeconfig, namespace, service, port) as session:
         opened.set()
         while not stop.is_set() and tally.calls < limit:
+            started = time.monotonic()
             try:
                 answer = await session.call_tool(tool, {"name": "long-lived"})
-                tally.count("long-lived", greeted(answer, "long-lived"))
+                tally.count("long-lived", greeted(answer, "long-lived"), started)
             except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
-                tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}")
+                tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}", started)
 
 
 async def fresh_sessions(kubeconfig, namespace, service, port, tool, tally, stop, limit):
     """A new session for every call until STOP: initialize and tools/call each land where the Service says."""
     while not stop.is_set() and tally.calls < limit:
-        errors = []
+        errors, started = [], time.monotonic()
         try:
             async with service_session(kubeconfig, namespace, service, port) as session:
                 errors = session.errors
                 answer = await session.call_tool(tool, {"name": "fresh"})
-                tally.count("fresh", greeted(answer, "fresh"))
+                tally.count("fresh", greeted(answer, "fresh"), started)
         except Exception as exc:  # pylint: disable=broad-except
-            tally.count("fresh", f"{exc!r}; HTTP answers: {errors[-3:]}")
+            tally.count("fresh", f"{exc!r}; HTTP answers: {errors[-3:]}", started)
 
 
 async def traffic_during(kubeconfig, namespace, services, action, limit=3000):
@@ -120,7 +125,8 @@ def longest_gap(tallies):
 
 # What a failure says, in a few words: the first pattern its message holds.
 CAUSES = (("connection refused", "connection refused"), ("session not found", "a backend session not found"),
-          ("not found", "a tool not found"), ("EOF", "EOF"), ("503", "503"), ("timed out", "timeout"))
+          ("not found", "a tool not found"), ("Session terminated", "the session ended (404)"), ("EOF", "EOF"),
+          ("503", "503"), ("timed out", "timeout"))
 
 
 def causes(failures):

@@ -2,22 +2,21 @@
 
 Needs the kind bed with two workers (testbed/kind.sh, KUBECONFIG=.kind/kubeconfig), its local images and the
 operator. For each setting, one job is deployed with playbooks/deploy.yml into a fresh namespace: the standalone
-Redis, the MCPServer `everything` (go-sdk's, 2 proxies, 2 backends), a VirtualMCPServer `gateway` of 2 and an
-MCPRemoteProxy `upstream` of 2 in front of `everything`, Redis session storage, `sessionAffinity: None`
-(tests/integration/realpods/traffic.py's everything_job). Then each operation runs while real MCP clients call
+Redis, the MCPServer `everything` (go-sdk's, 2 proxies scaled through its workload, 1 backend), a VirtualMCPServer
+`gateway` of 2 and an MCPRemoteProxy `upstream` of 2 in front of `everything`, Redis session storage,
+`sessionAffinity: None` (tests/integration/realpods/traffic.py's everything_job). Then each operation runs while real MCP clients call
 (traffic.py: on each of the 3 Services one long-lived session and a stream of new sessions, `tools/call` through the
 API server's service proxy, at most --limit calls per client, stopped 5 s after the operation):
 
-- scale: toolhive.k8s.scale takes each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; the backends stay);
-- rollout: deploy.yml with new resources for the gateway, the remote proxy and the MCPServer's proxies, so the three
-  Deployments roll (the backends are not touched);
+- scale: each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; its one backend stays);
+- rollout: deploy.yml with new resources for the gateway and the remote proxy, so their Deployments roll;
 - drain: both workers drained in turn (the servers' pods; Redis stays), each put back before the next.
 
 The settings:
-- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets), and the
-  nodes drained by toolhive.k8s.drain_node, then `kubectl drain`;
-- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`, and the
-  nodes drained by `kubectl drain` alone.
+- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets), scaled by
+  toolhive.k8s.scale, and the nodes drained by toolhive.k8s.drain_node, then `kubectl drain`;
+- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`, scaled
+  by `kubectl scale` of each Deployment, and the nodes drained by `kubectl drain` alone.
 
 Each row: calls, failed calls by cause, and the longest time a client went without an answer.
 
@@ -72,22 +71,40 @@ def playbook(plays_or_path, extra_vars=None):
 
 
 def job(namespace, settings, resources=None):
+    """One backend, and the MCPServer without its replica field (docs/usage.md, "Pods that move": any change of an
+    MCPServer rolls its proxies and backend, and several backends lose the sessions they hold in memory)."""
     variables = everything_job(namespace, {"redis": image("redis-debian"), "everything": image("go-sdk-everything")},
-                               "availability", backend_replicas=2, **settings)
-    if resources:  # a new pod template for every Deployment the collection's servers run
-        variables["mcpserver_servers"][0]["resources"] = resources
+                               "availability", backend_replicas=1, **settings)
+    del variables["mcpserver_servers"][0]["replicas"]
+    if resources:  # a new pod template for the gateway and the remote proxy
         variables["vmcp_instances"][0]["resources"] = resources
         variables["mcpremoteproxy_proxies"][0]["resources"] = resources
     return variables
 
 
-def scale(namespace, _settings, _drain):
-    playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [
-        {"toolhive.k8s.scale": {"kind": kind, "name": name, "namespace": namespace, "replicas": replicas}}
-        for replicas in (1, 3, 2) for kind, name in SERVERS]}])
+def scale_to(namespace, kind, name, replicas, how):
+    if how == "kubectl":  # the workloads themselves: kubectl scale, then its rollout waited for
+        # What toolhive.k8s.scale's `command` says: the resource's replica field where it sets one (the job's gateway
+        # and remote proxy), else the Deployment's scale (the MCPServer's proxy); each Deployment is named after it.
+        if kind == "MCPServer":
+            sh("kubectl", "scale", "-n", namespace, f"deployment/{name}", f"--replicas={replicas}")
+        else:
+            sh("kubectl", "patch", "-n", namespace, kind.lower(), name, "--type", "merge", "-p",
+               json.dumps({"spec": {"replicas": replicas}}))
+        time.sleep(2)  # the operator's turn to write the Deployment
+        sh("kubectl", "rollout", "status", "-n", namespace, f"deployment/{name}", "--timeout=300s")
+    else:
+        playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [{"toolhive.k8s.scale": {
+            "kind": kind, "name": name, "namespace": namespace, "replicas": replicas}}]}])
 
 
-def rollout(namespace, settings, _drain):
+def scale(namespace, _settings, how):
+    for replicas in (1, 3, 2):
+        for kind, name in SERVERS:
+            scale_to(namespace, kind, name, replicas, how)
+
+
+def rollout(namespace, settings, _how):
     playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings, {"requests": {"cpu": "7m", "memory": "40Mi"}}))
 
 
@@ -143,6 +160,7 @@ def main():
         namespace = f"avail-{uuid.uuid4().hex[:6]}"
         try:
             playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings))
+            scale_to(namespace, "MCPServer", "everything", 2, "scale")  # its 2 proxies, with no replica field
             for name in operations:
                 result = measured(namespace, globals()[name], settings, how, args.limit)
                 rows.append((setting, name, result))

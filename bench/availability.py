@@ -172,12 +172,12 @@ def main():
              "| setting | operation | took (s) | calls | failed | by cause | longest without an answer (s) |",
              "|---|---|---:|---:|---:|---|---:|"]
     for setting, name, r in rows:
-        lines.append(f"| {setting} | {name} | {r['seconds']:.0f} | {r['calls']:,} | {r['failed']} | "
+        lines.append(f"| {setting} | {name} | {r['seconds']:.0f} | {r['calls']:,} | {r['failed']:,} | "
                      f"{', '.join(f'{c} {n}' for c, n in r['causes'].items()) or '-'} | {r['gap']:.1f} |")
     for setting in SETTINGS:
         calls = sum(r["calls"] for s, _n, r in rows if s == setting)
         failed = sum(r["failed"] for s, _n, r in rows if s == setting)
-        lines.append(f"| {setting} | **all** | | {calls:,} | **{failed}** | | |")
+        lines.append(f"| {setting} | **all** | | {calls:,} | **{failed:,}** | | |")
     out = "\n".join(lines) + "\n"
     print(out)
     if args.markdown:

@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import REPO, deploy
 from .podclient import run
-from .traffic import SERVICES, causes, everything_job, timed, traffic_during, traffic_report
+from .traffic import KEPT_CONNECTION, SERVICES, causes, everything_job, timed, traffic_during, traffic_report
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
@@ -27,9 +27,10 @@ PODS = ("app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance=gate
         "app.kubernetes.io/name=mcpserver,app.kubernetes.io/instance=everything",
         "app.kubernetes.io/name=mcpremoteproxy,app.kubernetes.io/instance=upstream")
 MAX_SECONDS = 540
-# ONE_IN_1000: what may still fail, at most 1 call in 1,000 and never at a pod that no longer listens. A ToolHive proxy
+# KEPT_CONNECTIONS: what may still fail, only a call lost on a kept connection and at most 1 in 500. A ToolHive proxy
 # in front of another (the gateway, the remote proxy) keeps a connection open to a pod that ends and does not send
-# again a request lost on it (test_password_rotation, docs/redis.md); nothing on the pods can change that.
+# again a request lost on it (test_password_rotation, docs/redis.md); nothing on the pods can change that. Measured:
+# 0 to 2 in about 4,000 calls a run (1 in 1,900 at worst); any other failure, such as a refused connection, fails.
 
 
 def job(namespace, images, **extra):
@@ -69,8 +70,8 @@ def test_scaling_each_server_down_and_up_sends_no_call_to_a_stopped_pod(deployed
                                      timeout=MAX_SECONDS)
     assert scaled.returncode == 0 and scaled.output.count("changed: [localhost]") == 9, scaled.output[-4000:]
     calls, failed = traffic_report(tallies, "scaling each server 2 -> 1 -> 3 -> 2", seconds)
-    # ONE_IN_1000: 1 of 3,255 calls here, a new session through the remote proxy ("SSE stream ended without a response").
-    assert len(failed) <= calls // 1000 and "connection refused" not in causes(failed), (calls, failed)
+    # KEPT_CONNECTIONS: 1 of 3,255 calls here once, a new session through the remote proxy.
+    assert set(causes(failed)) <= {KEPT_CONNECTION} and len(failed) <= calls // 500, (calls, failed)
 
 
 def test_a_deploy_that_changes_the_pod_templates_rolls_them_sending_no_call_to_a_stopped_pod(
@@ -91,5 +92,5 @@ def test_a_deploy_that_changes_the_pod_templates_rolls_them_sending_no_call_to_a
     assert (after["gateway"] > before["gateway"], after["upstream"] > before["upstream"],
             after["everything"] == before["everything"]) == (True, True, True), (before, after)
     calls, failed = traffic_report(tallies, "a deploy that rolls the gateway and the remote proxy", seconds)
-    # ONE_IN_1000.
-    assert len(failed) <= calls // 1000 and "connection refused" not in causes(failed), (calls, failed)
+    # KEPT_CONNECTIONS.
+    assert set(causes(failed)) <= {KEPT_CONNECTION} and len(failed) <= calls // 500, (calls, failed)

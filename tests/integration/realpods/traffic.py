@@ -124,7 +124,11 @@ def longest_gap(tallies):
 
 
 # What a failure says, in a few words: the first pattern its message holds.
-CAUSES = (("connection refused", "connection refused"), ("session not found", "a backend session not found"),
+# A proxy in front of another (the gateway, the remote proxy) sending on a connection the pod behind it has just closed
+# as it ends: KEPT_CONNECTION, first, since the API server's 503 can carry it.
+KEPT_CONNECTION = "a kept connection closed"
+CAUSES = (("SSE stream ended without a response", KEPT_CONNECTION), ("server closed idle connection", KEPT_CONNECTION),
+          ("connection refused", "connection refused"), ("session not found", "a backend session not found"),
           ("not found", "a tool not found"), ("Session terminated", "the session ended (404)"), ("EOF", "EOF"),
           ("503", "503"), ("timed out", "timeout"))
 

@@ -239,8 +239,6 @@ def write_scale(module, client):
         raise Refused("%s: expected %d current replicas (current_replicas) but found %s; nothing was changed"
                       % (guards.label(kind, namespace, name), params["current_replicas"], before))
     changed = before != replicas
-    if changed and method == "resource" and kinds.SERVERS[kind]["spec_change_rolls"]:
-        module.warn(RESTARTS_ALL % (guards.label(kind, namespace, name), field, field))
     result = dict(changed=changed, method=method if changed else "none", field=field, before=before, after=replicas,
                   command=kubectl_command(method, kind, name, namespace, field, replicas, workload,
                                           params["current_replicas"]))
@@ -277,6 +275,9 @@ def wait_for_replicas(client, params, workload, done):
 def run(module, client):
     params = module.params
     result, workload = retry_on_conflict(lambda: write_scale(module, client))
+    if result["method"] == "resource" and kinds.SERVERS[params["kind"]]["spec_change_rolls"]:  # once, after any 409
+        module.warn(RESTARTS_ALL % (guards.label(params["kind"], params["namespace"], params["name"]),
+                                    result["field"], result["field"]))
     if params["wait"] and not module.check_mode:
         wait_for_replicas(client, params, workload, "%s %s was scaled to %d" % (
             workload.kind, workload.name, params["replicas"]) if result["changed"] else None)
@@ -287,6 +288,7 @@ def run(module, client):
             for pod in restarts.draining(client, workload.obj):
                 restarts.finish_draining(client, pod, deadline)
                 result["drained_pods"].append(pod["metadata"]["name"])
+        result["changed"] = result["changed"] or bool(result["drained_pods"])  # pods a stopped run left, ended now
         workload.obj = client.get(workload.path())
     result["workload"] = workload.counts()
     result["ready_replicas"] = result["workload"]["ready"]

@@ -15,6 +15,13 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import replica_
 SCALED_KINDS = tuple(kinds.SERVERS)
 
 
+# What a change of an MCPServer's spec costs (kinds.SERVERS "spec_change_rolls"): label, then the field changed.
+SPEC_CHANGE_ROLLS = (
+    "%s: the operator rolls every proxy pod and restarts the backend on any change of the MCPServer, %s too (it "
+    "stamps the MCPServer's generation on the proxy's pod template): the proxy's pods stop without a drain, and the "
+    "sessions a backend keeps in memory end.")
+
+
 def transport(kind, spec):
     """The resource's transport, else its CRD's default (kinds.SERVERS): stdio for an MCPServer; vMCP speaks HTTP."""
     return (spec or {}).get("transport") or kinds.SERVERS.get(kind, {}).get("transport", "streamable-http")
@@ -87,6 +94,25 @@ def redis_address_problem(spec):
     if storage.get("provider") == "redis" and not storage.get("address"):
         return "spec.sessionStorage.provider=redis without address. Fix: set sessionStorage.address to host:port"
     return None
+
+
+def missing_requests_problem(kind, role, pod_spec, resources):
+    """Why an HPA on the utilization of RESOURCES ("cpu", "memory") of a workload with POD_SPEC could never act,
+    or None: the HPA needs a request for it in every container (else ScalingActive False, FailedGetResourceMetric).
+    A limit alone counts: a pod's request defaults to its limit."""
+    def sets(container, resource):
+        wanted = container.get("resources") or {}
+        return resource in (wanted.get("requests") or {}) or resource in (wanted.get("limits") or {})
+    containers = (pod_spec or {}).get("containers") or []
+    missing = [(resource, [c.get("name") for c in containers if not sets(c, resource)]) for resource in resources]
+    missing = [(resource, names) for resource, names in missing if names]
+    if not missing:
+        return None
+    return ("the pods have no %s request in container %s, so the HPA can never compute their utilization and "
+            "never scales (ScalingActive False, FailedGetResourceMetric). Fix: give them one through %s" % (
+                " or ".join(resource for resource, _names in missing),
+                ", ".join(sorted({name for _resource, names in missing for name in names})),
+                kinds.SERVERS[kind]["workloads"][role]["requests_from"]))
 
 
 def check_resource(manifest, autoscaled_fields=(), allow_without_session_storage=False, operator_redis=None):

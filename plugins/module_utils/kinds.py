@@ -33,8 +33,10 @@ SERVERS = {
             # podTemplateSpec: the CRD field merged into this workload's pod template (strategic merge, so a
             # container's lifecycle and the pod's grace period and spread are kept); stop_seconds: how long its
             # process drains after SIGTERM (pkg/vmcp/server defaultShutdownTimeout).
+            # requests_from: where its pods' resource requests are set (the resource's field, the role's variable).
             "vmcp": {"kind": "Deployment", "field": "replicas", "container": "vmcp", "hpa": "{name}",
-                     "pods": DEPLOYMENT_PODS, "pod_template": "podTemplateSpec", "stop_seconds": 10},
+                     "pods": DEPLOYMENT_PODS, "pod_template": "podTemplateSpec", "stop_seconds": 10,
+                     "requests_from": "podTemplateSpec (vmcp_instances: resources)"},
         },
         "service": "vmcp-{name}",
         "port": 4483,  # the gateway's Service port
@@ -64,7 +66,8 @@ SERVERS = {
             # and passes podTemplateSpec to the backend. Only its affinity can be set, through
             # resourceOverrides.proxyDeployment, from ToolHive v0.45.0 on (the oldest supported release lacks it).
             "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}",
-                      "pods": DEPLOYMENT_PODS, "pod_template": None},
+                      "pods": DEPLOYMENT_PODS, "pod_template": None,
+                      "requests_from": "spec.resources (mcpserver_servers: resources)"},
             # Created by the proxy runner, not the operator, and labelled toolhive-name=NAME. The runner applies a
             # changed spec.image only once its new pod starts: until the container runs spec.image, the
             # StatefulSet's revision is the old spec's ("spec_image": the spec field its container's image is).
@@ -74,7 +77,7 @@ SERVERS = {
             "backend": {"kind": "StatefulSet", "field": "backendReplicas", "container": "mcp",
                         "hpa": "{name}-backend", "spec_image": "image",
                         "pods": {"app": "{name}", "toolhive-basename": "{name}"}, "pod_template": "podTemplateSpec",
-                        "stop_seconds": 30},
+                        "stop_seconds": 30, "requests_from": "podTemplateSpec (mcpserver_servers: backend_resources)"},
         },
         "service": "mcp-{name}-proxy",
         "port": 8080,  # the proxy's port when the spec names none (spec.proxyPort or spec.port)
@@ -101,7 +104,8 @@ SERVERS = {
         "workloads": {
             # The transparent proxy drains for 30 s after SIGTERM (transparent_proxy.go defaultShutdownTimeout).
             "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}",
-                      "pods": DEPLOYMENT_PODS, "pod_template": "podTemplateSpec", "stop_seconds": 30},
+                      "pods": DEPLOYMENT_PODS, "pod_template": "podTemplateSpec", "stop_seconds": 30,
+                      "requests_from": "spec.resources (mcpremoteproxy_proxies: resources)"},
         },
         "service": "mcp-{name}-remote-proxy",
         "port": 8080,

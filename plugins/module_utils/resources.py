@@ -82,6 +82,9 @@ class Workload:
             "ready": status.get("readyReplicas", 0), "updated": status.get("updatedReplicas", 0),
         }
 
+    def pod_spec(self):
+        return (self.obj or {}).get("spec", {}).get("template", {}).get("spec")
+
     def path(self, subresource=None):
         return kinds.path(self.kind, self.namespace, self.name, subresource)
 

@@ -20,6 +20,13 @@ description:
     would reset the count the HPA sets. O(release_replicas=true) removes that field so the operator leaves
     the count to the HPA. Refuses stdio MCPServers (the operator keeps them at 1 replica).
   - Warns when the server has no Redis session storage (its own, or the operator's global default).
+  - Warns when a container of the workload's pods has no request (nor limit) for a resource the HPA targets, since
+    the HPA could then never compute the utilization, and never scales. The warning names where the request is set.
+  - Warns when it removes an MCPServer's replica field, since the operator rolls every proxy pod and restarts the
+    backend on any change of the MCPServer. An MCPServer deployed without its replica fields is autoscaled without it.
+  - The HPA deletes the pods of a scale-down itself. The gateway's and the remote proxy's pods drain first (their
+    preStop sleep, the roles' C(*_drain_seconds)); an MCPServer's proxy pods cannot be given one (the operator
+    writes their pod template whole), so a request may still reach one that has stopped (docs/usage.md).
   - O(state=absent) removes the HPA and nothing else.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
@@ -216,7 +223,7 @@ def absent(module, client, workload):
     return result
 
 
-def present(module, client, resource, workload):
+def present(module, client, resource, workload, warnings):
     params = module.params
     kind, namespace = params["kind"], params["namespace"]
     spec = resource.get("spec") or {}
@@ -232,11 +239,15 @@ def present(module, client, resource, workload):
                               "it yourself" % (field, spec[field], field))
     if not guards.has_redis(spec) and not guards.uses_operator_redis(
             kind, spec, operator.default_redis(operator.deployments(client))):
-        module.warn(where + "no Redis session storage: with more than one replica each pod keeps its own sessions. "
-                            "Set sessionStorage (role toolhive.k8s.redis).")
+        warnings.append(where + "no Redis session storage: with more than one replica each pod keeps its own "
+                                "sessions. Set sessionStorage (role toolhive.k8s.redis).")
 
     name = hpa_name(module.params["kind"], workload)
     wanted = desired_spec(params, workload)
+    problem = guards.missing_requests_problem(kind, workload.role, workload.pod_spec(),
+                                              [metric["resource"]["name"] for metric in wanted["metrics"]])
+    if problem:
+        warnings.append(where + "its %s %s %s: %s" % (workload.role, workload.kind, workload.name, problem))
     existing = client.get_or_none(kinds.path("HorizontalPodAutoscaler", namespace, name))
     if existing is not None and not contains(existing.get("spec"), wanted):
         owner = existing["spec"].get("scaleTargetRef", {})
@@ -252,6 +263,10 @@ def present(module, client, resource, workload):
             before={"hpa": existing and {k: existing["spec"].get(k) for k in wanted}, field: spec.get(field)},
             after={"hpa": wanted, field: None if release else spec.get(field)})
 
+    if release and kinds.SERVERS[kind]["spec_change_rolls"]:
+        warnings.append(guards.SPEC_CHANGE_ROLLS % (guards.label(kind, namespace, params["name"]), "spec.%s" % field) + (
+            " This happens once, as spec.%s is removed; an MCPServer deployed without it (mcpserver_servers: "
+            "replicas, backend_replicas) is autoscaled without a restart" % field))
     if release:
         client.patch(kinds.path(kind, namespace, params["name"], api_version=params["api_version"]),
                      {"spec": {field: None}}, dry_run=module.check_mode)
@@ -268,11 +283,15 @@ def present(module, client, resource, workload):
 
 def run(module, client):
     validate(module)
+    warnings = []
     # An HPA created or a resource changed by someone else meanwhile is a 409: read again and decide again.
-    return retry_on_conflict(lambda: autoscale_once(module, client))
+    result = retry_on_conflict(lambda: autoscale_once(module, client, warnings))
+    for warning in sorted(set(warnings), key=warnings.index):  # once each, whatever the 409s made run again
+        module.warn(warning)
+    return result
 
 
-def autoscale_once(module, client):
+def autoscale_once(module, client, warnings):
     params = module.params
     role = role_for_target(params["kind"], params["target"])
     if params["state"] == "absent":  # the HPA's name says whose it is: a server already gone still loses its HPA
@@ -289,7 +308,7 @@ def autoscale_once(module, client):
                       % (guards.label(params["kind"], params["namespace"], params["name"]),
                          workload.role, workload.kind,
                          0 if module.check_mode else params["workload_timeout"]))
-    return present(module, client, resource, workload)
+    return present(module, client, resource, workload, warnings)
 
 
 def main():

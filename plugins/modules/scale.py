@@ -172,13 +172,10 @@ from ansible_collections.toolhive.k8s.plugins.module_utils.resources import (
 from ansible_collections.toolhive.k8s.plugins.module_utils.waiter import wait_ready
 
 
-# What a scale through an MCPServer's replica fields costs (kinds.SERVERS "spec_change_rolls"), and the way around.
-RESTARTS_ALL = (
-    "%s: the operator rolls every proxy pod and restarts the backend on any change of the MCPServer, %s too (it "
-    "stamps the MCPServer's generation on the proxy's pod template): the proxy's pods stop without a drain, and the "
-    "sessions a backend keeps in memory end. To scale without restarts, leave %s out of the MCPServer "
-    "(mcpserver_servers: replicas, backend_replicas) and scale with this module, which then sets the workload's "
-    "scale subresource")
+# The way around a scale through an MCPServer's replica fields (guards.SPEC_CHANGE_ROLLS).
+RESTARTS_ALL = guards.SPEC_CHANGE_ROLLS + (
+    " To scale without restarts, leave %s out of the MCPServer (mcpserver_servers: replicas, backend_replicas) and "
+    "scale with this module, which then sets the workload's scale subresource")
 
 
 def kubectl_command(method, kind, name, namespace, field, replicas, workload, current_replicas):

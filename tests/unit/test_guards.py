@@ -197,3 +197,18 @@ def test_every_api_path_comes_from_the_kinds_table_and_no_value_walks_the_api():
         kinds.path("Secret", "t", "a/b", fields=("namespace", "redis.password_secret.name"))
     # Kinds read or deleted only are never applied.
     assert "Pod" in kinds.API and "Pod" not in kinds.APPLIED and "Secret" in kinds.APPLIED
+
+
+@pytest.mark.parametrize("containers, resources, missing", [
+    ([{"name": "a", "resources": {"requests": {"cpu": "1"}}}], ["cpu"], None),
+    ([{"name": "a", "resources": {"requests": {"cpu": "1"}}}, {"name": "b"}], ["cpu"], "no cpu request in container b,"),
+    ([{"name": "a", "resources": {"requests": {"cpu": "1"}}}], ["cpu", "memory"], "no memory request in container a,"),
+    ([{"name": "a", "resources": {"limits": {"cpu": "1"}}}], ["cpu"], None),  # the request defaults to the limit
+    ([{"name": "a"}], ["memory", "cpu"], "no memory or cpu request in container a,"),
+])
+def test_an_hpa_needs_a_request_in_every_container(containers, resources, missing):
+    problem = guards.missing_requests_problem("MCPServer", "backend", {"containers": containers}, resources)
+    if missing is None:
+        assert problem is None
+    else:
+        assert missing in problem and "(mcpserver_servers: backend_resources)" in problem, problem

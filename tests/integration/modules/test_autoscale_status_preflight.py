@@ -56,6 +56,35 @@ def test_autoscale_refuses_stdio_and_absent_removes_only_the_hpa(module, mcpserv
     assert not again.failed and not again["changed"]
 
 
+def test_autoscale_warns_of_pods_without_a_request_and_of_an_mcpserver_released_from_its_replica_field(
+        module, mcpserver, get, namespace):
+    """An HPA on CPU needs a CPU request in every container of the pods: without one it never scales (said, not
+    refused: the request may come later). Removing an MCPServer's spec.replicas rolls all its pods (said once)."""
+    bare = mcpserver("bare", transport="streamable-http", replicas=2)
+    args = dict(kind="MCPServer", namespace=namespace, max_replicas=3, release_replicas=True)
+    warned = module("autoscale", name=bare, **args)
+    assert not warned.failed and warned["released"], warned.output
+    assert "its proxy Deployment bare: the pods have no cpu request in container toolhive" in warned.output, \
+        warned.output
+    assert "through spec.resources (mcpserver_servers: resources)" in warned.output
+    assert warned.output.count("rolls every proxy pod and restarts the backend on any change of the MCPServer, "
+                               "spec.replicas too") == 1, warned.output
+    # The HPA is made all the same; a second run releases nothing, so it says only what still holds.
+    assert get("horizontalpodautoscaler", bare)
+    again = module("autoscale", name=bare, **args)
+    assert not again["changed"] and "rolls every proxy pod" not in again.output
+    assert "no cpu request" in again.output
+
+    requested = mcpserver("requested", transport="streamable-http",
+                          resources={"requests": {"cpu": "50m", "memory": "32Mi"}})
+    quiet = module("autoscale", name=requested, memory_percent=70, cpu_percent=70, **args)
+    assert not quiet.failed and not quiet["released"] and "the pods have no" not in quiet.output, quiet.output
+    # Memory only: the same container has no memory request.
+    memory = module("autoscale", name=bare, memory_percent=70, cpu_percent=None, **dict(args, max_replicas=4))
+    assert "no cpu or memory request" not in memory.output and "no memory request in container toolhive" in \
+        memory.output, memory.output
+
+
 def test_status_reports_the_scaling_picture_and_waits_by_type_or_reason(module, vmcp, namespace):
     name = vmcp(replicas=2)
     by_reason = module("status", kind="VirtualMCPServer", name=name, namespace=namespace,

@@ -11,9 +11,11 @@ short_description: Move the ToolHive servers' pods off a node without a failed r
 version_added: 0.3.0
 description:
   - Cordons O(node) (no new pod is placed on it) and moves every pod it runs of a ToolHive server's workload in
-    O(namespaces) to the other nodes, one pod at a time - the Deployments of VirtualMCPServer gateways, MCPServer
-    proxies and MCPRemoteProxies, and MCPServer backend StatefulSets (a workload whose controller is one of those
-    kinds).
+    O(namespaces) to the other nodes - the Deployments of VirtualMCPServer gateways, MCPServer proxies and
+    MCPRemoteProxies, and MCPServer backend StatefulSets (a workload whose controller is one of those kinds). The
+    pods of one workload move one at a time; the workloads move side by side (up to 8 at once), as the
+    collection's PodDisruptionBudgets, one pod of each workload at a time, let C(kubectl drain) evict them. The Deployments' pods move first,
+    then the StatefulSets', so that no proxy or gateway pod starts while a backend is away.
   - "A Deployment's pod moves as M(toolhive.k8s.rollout_restart) replaces one: it leaves its ReplicaSet, which makes a
     replacement on another node while the pod still serves; once the replacement is ready, the pod leaves its
     Services, and once no EndpointSlice lists it (and 3 s later) it is deleted. A StatefulSet's pod is deleted and
@@ -24,8 +26,9 @@ description:
     that backend's tools (measured in docs/performance.md).
   - A pod a stopped run left draining (annotation C(toolhive.k8s/draining)) is taken out of its Services and
     deleted first. The task returns once every pod it moved has ended. A replacement that cannot start (no other
-    node can take it, an image that cannot be pulled) fails the task, naming the pod and its reason; the node stays
-    cordoned, the pods not yet moved stay on it.
+    node can take it, an image that cannot be pulled) fails the task, naming the pod and its reason, once the
+    moves under way have ended; no other move begins after it. The node stays cordoned, the pods not yet moved stay
+    on it.
   - Needs C(get) and C(patch) on nodes (cluster-scoped) besides the namespaced rights of
     M(toolhive.k8s.rollout_restart).
 author:
@@ -70,7 +73,8 @@ cordoned:
   returned: always
   type: bool
 moved_pods:
-  description: The pods moved (or, in check mode, that would be), in order, as C(namespace/name).
+  description: The pods moved (or, in check mode, that would be), in the order their moves ended, as
+    C(namespace/name).
   returned: always
   type: list
   elements: str
@@ -81,11 +85,48 @@ leftovers:
   elements: str
 """
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.toolhive.k8s.plugins.module_utils import kinds, restarts
 from ansible_collections.toolhive.k8s.plugins.module_utils.client import run_module
 from ansible_collections.toolhive.k8s.plugins.module_utils.errors import K8sError, Refused
+
+# Workloads whose pods move at the same time (each workload's own pods move one at a time).
+MOVED_AT_ONCE = 8
+
+
+def by_workload(found):
+    """FOUND's [(namespace, (kind, workload, pod))] as one list of (ref, kind, workload, pod) per workload."""
+    groups = {}
+    for namespace, (kind, workload, pod) in found:
+        groups.setdefault((namespace, kind, workload["metadata"]["name"]), []).append(
+            ("%s/%s" % (namespace, pod["metadata"]["name"]), kind, workload, pod))
+    return list(groups.values())
+
+
+def move_side_by_side(client, groups, deadline, moved):
+    """Each of GROUPS' pods moved, a group's one at a time, the groups side by side; each ref appended to MOVED as
+    its move ends. After a move fails no other begins. Returns [(ref, K8sError)] of the moves that failed."""
+    failed, lock = [], threading.Lock()
+
+    def move_group(group):
+        for ref, kind, workload, pod in group:
+            if failed:
+                return
+            try:
+                restarts.move_pod(client, kind, workload, pod, deadline)
+            except K8sError as exc:
+                with lock:
+                    failed.append((ref, exc))
+                return
+            with lock:
+                moved.append(ref)
+    if groups:
+        with ThreadPoolExecutor(min(MOVED_AT_ONCE, len(groups))) as pool:
+            list(pool.map(move_group, groups))  # re-raises what is not a K8sError
+    return failed
 
 
 def run(module, client):
@@ -106,15 +147,19 @@ def run(module, client):
     deadline = time.time() + params["wait_timeout"]
     for pod in left:
         restarts.finish_draining(client, pod, deadline)
-    for namespace, (kind, workload, pod) in found:
-        ref = "%s/%s" % (namespace, pod["metadata"]["name"])
-        try:
-            restarts.move_pod(client, kind, workload, pod, deadline)
-        except K8sError as exc:
-            raise Refused("moving pod %s off node %s: %s. The node stays cordoned; %s" % (
-                ref, params["node"], exc, ("moved before it: %s." % ", ".join(result["moved_pods"]))
-                if result["moved_pods"] else "no pod was moved before it."), status=exc.status, **result)
-        result["moved_pods"].append(ref)
+    # The Deployments' pods first, then the backends': a backend pod is away until it is made again, and a proxy or
+    # gateway pod that starts meanwhile opens its sessions with that backend in vain (measured: a gateway session
+    # then lost the backend's tools for good).
+    groups = by_workload(found)
+    failed = []
+    for kind in restarts.WORKLOAD_KINDS:
+        failed = failed or move_side_by_side(client, [g for g in groups if g[0][1] == kind], deadline,
+                                             result["moved_pods"])
+    if failed:
+        ref, exc = failed[0]
+        raise Refused("moving pod %s off node %s: %s. The node stays cordoned; %s" % (
+            ref, params["node"], exc, ("moved: %s." % ", ".join(result["moved_pods"]))
+            if result["moved_pods"] else "no pod was moved."), status=exc.status, **result)
     # A moved pod ends in its grace period (its preStop sleep first): the node holds none of them once this returns,
     # so kubectl drain never meets one (it refuses a pod without a controller, as a drained pod is).
     for pod in [pod for _namespace, (_kind, _workload, pod) in found] + left:

@@ -10,6 +10,10 @@ API server's service proxy, at most --limit calls per client, stopped 5 s after 
 
 - scale: each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; its one backend stays);
 - rollout: deploy.yml with new resources for the gateway and the remote proxy, so their Deployments roll;
+- hpa: each server at 3, then an HPA on each (toolhive.k8s.autoscale in both settings: 1 to 3 at 400% of a CPU
+  request the traffic stays far under, no scale-down window) takes it to 1; the HPAs are removed and each server
+  set back to 2. The HPA deletes the pods itself: only the drain (preStop) differs between the settings, and the
+  MCPServer's proxies have none in either;
 - drain: both workers drained in turn (the servers' pods; Redis stays), each put back before the next.
 
 The settings:
@@ -20,7 +24,7 @@ The settings:
 
 Each row: calls, failed calls by cause, and the longest time a client went without an answer.
 
-    KUBECONFIG=... python bench/availability.py [--limit 3000] [--operations scale,rollout,drain] [--markdown F]
+    KUBECONFIG=... python bench/availability.py [--limit 3000] [--operations scale,rollout,hpa,drain] [--markdown F]
 
 The goal (issue 25): 0 failed calls of at least 10,000 across the operations, with the measures.
 """
@@ -29,7 +33,6 @@ import json
 import logging
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 # pylint: disable=wrong-import-position
+from bench.shell import sh  # noqa: E402
 from tests.integration.host import image  # noqa: E402
 from tests.integration.realpods.podclient import run  # noqa: E402
 from tests.integration.realpods.traffic import (  # noqa: E402
@@ -48,14 +52,9 @@ SERVERS = (("VirtualMCPServer", "gateway"), ("MCPServer", "everything"), ("MCPRe
 SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
 WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False}
 SETTINGS = {"with the collection's measures": ({}, "drain_node"), "without them": (WITHOUT, "kubectl")}
-OPERATIONS = ("scale", "rollout", "drain")
-
-
-def sh(*cmd, check=True):
-    proc = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
+OPERATIONS = ("scale", "rollout", "hpa", "drain")
+# The proxies' CPU request, which their HPAs need (the gateway has the operator's own).
+PROXY_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}}
 
 
 def playbook(plays_or_path, extra_vars=None):
@@ -76,6 +75,8 @@ def job(namespace, settings, resources=None):
     variables = everything_job(namespace, {"redis": image("redis-debian"), "everything": image("go-sdk-everything")},
                                "availability", backend_replicas=1, **settings)
     del variables["mcpserver_servers"][0]["replicas"]
+    variables["mcpserver_servers"][0]["resources"] = PROXY_RESOURCES
+    variables["mcpremoteproxy_proxies"][0]["resources"] = resources or PROXY_RESOURCES
     if resources:  # a new pod template for the gateway and the remote proxy
         variables["vmcp_instances"][0]["resources"] = resources
         variables["mcpremoteproxy_proxies"][0]["resources"] = resources
@@ -106,6 +107,35 @@ def scale(namespace, _settings, how):
 
 def rollout(namespace, settings, _how):
     playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings, {"requests": {"cpu": "7m", "memory": "40Mi"}}))
+
+
+def one_pod(namespace, kind, name):
+    """Whether the server's Deployment is at 1 and its other pods have ended."""
+    deployment = json.loads(sh("kubectl", "get", "deployment", name, "-n", namespace, "-o", "json").stdout)
+    pods = json.loads(sh("kubectl", "get", "pods", "-n", namespace, "-l",
+                         f"app.kubernetes.io/name={kind.lower()},app.kubernetes.io/instance={name}", "-o", "json").stdout)
+    return deployment["spec"]["replicas"] == 1 and len(pods["items"]) == 1
+
+
+def hpa(namespace, _settings, how):
+    for kind, name in SERVERS:
+        scale_to(namespace, kind, name, 3, how)
+
+    def autoscale(**args):
+        playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [{"toolhive.k8s.autoscale": dict(
+            kind=kind, name=name, namespace=namespace, **args)} for kind, name in SERVERS]}])
+    autoscale(min_replicas=1, max_replicas=3, cpu_percent=400, release_replicas=True, behavior={"scaleDown": {
+        "stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15}]}})
+    try:
+        deadline = time.monotonic() + 300
+        while not all(one_pod(namespace, kind, name) for kind, name in SERVERS):
+            if time.monotonic() > deadline:
+                raise SystemExit("hpa: the HPAs did not take every server to one pod in 300 s")
+            time.sleep(2)
+    finally:
+        autoscale(state="absent")
+    for kind, name in SERVERS:
+        scale_to(namespace, kind, name, 2, "scale")
 
 
 def workers():

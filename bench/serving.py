@@ -32,7 +32,6 @@ import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ sys.path.insert(0, str(REPO))
 # pylint: disable=wrong-import-position
 from bench.run import exported_manifests  # noqa: E402
 from tests.integration.realpods.serviceclient import service_tools  # noqa: E402
+from bench.shell import sh  # noqa: E402
 from tests.integration.host import image  # noqa: E402
 
 SMALL = {"requests": {"cpu": "5m", "memory": "32Mi"}}
@@ -55,13 +55,6 @@ LEGS = ("playbook", "playbook + MCP check", "playbook, vmcp_wait false + MCP che
 
 def kubeconfig():
     return os.environ.get("KUBECONFIG") or str(REPO / ".cluster" / "kubeconfig")
-
-
-def sh(*cmd, check=True, stdin=None):
-    proc = subprocess.run(cmd, cwd=REPO, input=stdin, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def deploy_vars(namespace, mcp_check, vmcp_wait=True):

@@ -14,8 +14,9 @@ description:
     O(namespaces) to the other nodes - the Deployments of VirtualMCPServer gateways, MCPServer proxies and
     MCPRemoteProxies, and MCPServer backend StatefulSets (a workload whose controller is one of those kinds). The
     pods of one workload move one at a time; the workloads move side by side (up to 8 at once), as the
-    collection's PodDisruptionBudgets, one pod of each workload at a time, let C(kubectl drain) evict them. The Deployments' pods move first,
-    then the StatefulSets', so that no proxy or gateway pod starts while a backend is away.
+    collection's PodDisruptionBudgets, one pod of each workload at a time, let C(kubectl drain) evict them. The
+    Deployments' pods move first, then the StatefulSets', so that no proxy or gateway pod starts while a backend is
+    away.
   - "A Deployment's pod moves as M(toolhive.k8s.rollout_restart) replaces one: it leaves its ReplicaSet, which makes a
     replacement on another node while the pod still serves; once the replacement is ready, the pod leaves its
     Services, and once no EndpointSlice lists it (and 3 s later) it is deleted. A StatefulSet's pod is deleted and
@@ -151,10 +152,10 @@ def run(module, client):
     # gateway pod that starts meanwhile opens its sessions with that backend in vain (measured: a gateway session
     # then lost the backend's tools for good).
     groups = by_workload(found)
-    failed = []
     for kind in restarts.WORKLOAD_KINDS:
-        failed = failed or move_side_by_side(client, [g for g in groups if g[0][1] == kind], deadline,
-                                             result["moved_pods"])
+        failed = move_side_by_side(client, [g for g in groups if g[0][1] == kind], deadline, result["moved_pods"])
+        if failed:
+            break
     if failed:
         ref, exc = failed[0]
         raise Refused("moving pod %s off node %s: %s. The node stays cordoned; %s" % (

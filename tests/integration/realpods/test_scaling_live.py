@@ -31,13 +31,13 @@ PODS = ("app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance=gate
         "app.kubernetes.io/name=mcpremoteproxy,app.kubernetes.io/instance=upstream")
 MAX_SECONDS = 540
 PROXY_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}}
-# MAY_FAIL: what may still fail, at most 1 call in 500 - what fails with nothing happening (SSE_ENDED: 7 of 15,143
-# calls in two runs of 150 s of this traffic on the job left alone), and what a ToolHive proxy in front of another (the gateway, the
-# remote proxy) does with a connection it keeps to a pod that ends: it does not send again a request lost on it
-# (test_password_rotation, docs/redis.md). The gateway says so ("server closed idle connection"); the remote proxy
-# answers an empty 502, which a refused connection would give too, so its log lines are printed (proxy_errors), and
-# the other two paths, which say which, must show no refused connection. Measured: 0 to 3 in about 4,000 calls a run;
-# any other failure, such as a refused connection or a 503 from the API server, fails.
+# MAY_FAIL: what may still fail, at most 1 call in 500. What fails with nothing happening (SSE_ENDED: 7 of 15,143
+# calls in two runs of 150 s of this traffic on the job left alone), and what a ToolHive proxy in front of another
+# (the gateway, the remote proxy) does with a connection it keeps to a pod that ends: it does not send again a request
+# lost on it (test_password_rotation, docs/redis.md). The gateway says so ("server closed idle connection"); the
+# remote proxy answers an empty 502, which a refused connection would give too, so its log lines are printed
+# (proxy_errors), and the other two paths, which say which, must show no refused connection. Measured: 0 to 3 in
+# about 4,000 calls a run; any other failure, such as a refused connection or a 503 from the API server, fails.
 MAY_FAIL = {SSE_ENDED, KEPT_CONNECTION, PROXY_502}
 
 

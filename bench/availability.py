@@ -76,10 +76,10 @@ def job(namespace, settings, resources=None):
                                "availability", backend_replicas=1, **settings)
     del variables["mcpserver_servers"][0]["replicas"]
     variables["mcpserver_servers"][0]["resources"] = PROXY_RESOURCES
+    # Other resources give the gateway and the remote proxy a new pod template (rollout).
     variables["mcpremoteproxy_proxies"][0]["resources"] = resources or PROXY_RESOURCES
-    if resources:  # a new pod template for the gateway and the remote proxy
+    if resources:
         variables["vmcp_instances"][0]["resources"] = resources
-        variables["mcpremoteproxy_proxies"][0]["resources"] = resources
     return variables
 
 

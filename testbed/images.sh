@@ -41,6 +41,8 @@ for release in $releases; do
                     "ghcr.io/stacklok/toolhive/proxyrunner:$release")
 done
 everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
+# The tests' MCP client inside the cluster: its tag is the SDK's version (testbed/images/mcp-client.txt).
+client_image="$local_repo/mcp-client:$(sed -n 's/^mcp==//p' "$here/images/mcp-client.txt")"
 # The kind bed's metrics-server (installed with its own chart by testbed/kind.sh).
 metrics_image="registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
 # dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
@@ -54,7 +56,7 @@ local_path_helper_image="$local_repo/local-path-helper:$busybox_tag"
 
 if [[ ${1:-} == names ]]; then
   printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "${toolhive_images[@]}" \
-    "$everything_image" "$time_image" "$server_everything_image" "$metrics_image" \
+    "$everything_image" "$client_image" "$time_image" "$server_everything_image" "$metrics_image" \
     "$local_path_image" "$local_path_helper_image"
   exit 0
 fi
@@ -221,28 +223,41 @@ printf 'root:x:0:\nredis:x:999:\n' >"$r/etc/group"
 pack redis "$redis_image" "$r" --entrypoint '["docker-entrypoint.sh"]' --cmd '["redis-server"]' \
   --workdir /data --user 999:999
 
+python_rootfs() { # python_rootfs DIR VENV REQUIREMENTS : Debian's python3 and, at VENV, a venv with the pinned packages
+  local p=$1 venv=$2
+  base "$p"
+  rm -rf "$out/venv"
+  /usr/bin/python3 -m venv "$out/venv"
+  "$out/venv/bin/pip" install -q --no-deps --require-virtualenv -r "$3"
+  mkdir -p "$p/usr/lib" "$p/usr/bin" "$p/opt" "$p/usr/share"
+  cp -a /usr/lib/python3.11 "$p/usr/lib/"
+  rm -rf "$p"/usr/lib/python3.11/{test,idlelib,tkinter,ensurepip,turtledemo,lib2to3}
+  cp -a "$out/venv" "$p$venv"
+  # The venv was made at another path: point its scripts' #! lines at where it is in the image.
+  grep -rlI "^#!$out/venv/bin/python" "$p$venv/bin" | xargs -r sed -i "1s|^#!$out/venv/bin/python|#!$venv/bin/python|"
+  sed -i "s|$out/venv|$venv|g" "$p$venv/pyvenv.cfg"
+  with_libs "$p" /usr/bin/python3.11
+  ln -s python3.11 "$p/usr/bin/python3"
+  find "$p/usr/lib/python3.11/lib-dynload" "$p$venv" -name '*.so*' -print0 |
+    while IFS= read -r -d '' so; do copy_libs "$p" "$so"; done
+  rm -rf "$out/venv"
+}
+
 # mcp-server-time: Debian's python3 and a venv with the pinned PyPI packages.
 p="$work/time"
 venv=/opt/mcp-server-time
-base "$p"
-rm -rf "$out/venv"
-/usr/bin/python3 -m venv "$out/venv"
-"$out/venv/bin/pip" install -q --no-deps --require-virtualenv -r "$here/images/mcp-server-time.txt"
-mkdir -p "$p/usr/lib" "$p/usr/bin" "$p/opt" "$p/usr/share"
-cp -a /usr/lib/python3.11 "$p/usr/lib/"
-rm -rf "$p"/usr/lib/python3.11/{test,idlelib,tkinter,ensurepip,turtledemo,lib2to3}
-cp -a "$out/venv" "$p$venv"
-# The venv was made at another path: point its scripts' #! lines at where it is in the image.
-grep -rlI "^#!$out/venv/bin/python" "$p$venv/bin" | xargs -r sed -i "1s|^#!$out/venv/bin/python|#!$venv/bin/python|"
-sed -i "s|$out/venv|$venv|g" "$p$venv/pyvenv.cfg"
-with_libs "$p" /usr/bin/python3.11
-ln -s python3.11 "$p/usr/bin/python3"
-find "$p/usr/lib/python3.11/lib-dynload" "$p$venv" -name '*.so*' -print0 |
-  while IFS= read -r -d '' so; do copy_libs "$p" "$so"; done
+python_rootfs "$p" "$venv" "$here/images/mcp-server-time.txt"
 cp -a /usr/share/zoneinfo "$p/usr/share/"
 ln -s /usr/share/zoneinfo/UTC "$p/etc/localtime"
 pack time "$time_image" "$p" --entrypoint "[\"$venv/bin/mcp-server-time\"]" --user 65532 \
   --env "PATH=$venv/bin:/usr/bin:/bin" --env TZ=UTC --env PYTHONDONTWRITEBYTECODE=1
+
+# The MCP client that calls the servers from inside the cluster (tests/integration/realpods/incluster.py): the same
+# SDK as the tests' own, in a venv on Debian's python3. The client's code comes in a ConfigMap, not in the image.
+c="$work/mcp-client"
+python_rootfs "$c" /opt/mcp-client "$here/images/mcp-client.txt"
+pack mcp-client "$client_image" "$c" --entrypoint '["/opt/mcp-client/bin/python3"]' --user 65532 \
+  --env "PATH=/opt/mcp-client/bin:/usr/bin:/bin" --env PYTHONDONTWRITEBYTECODE=1 --env PYTHONUNBUFFERED=1
 # server-everything: what dockyard's npx image holds (npm install of the pinned release in /app, run as
 # the npm package's bin) on this machine's node (package nodejs); package-lock.json pins the dependencies.
 npm_version=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dependencies"]["@modelcontextprotocol/server-everything"])' \
@@ -262,6 +277,6 @@ pack server-everything "$server_everything_image" "$e" \
   --entrypoint '["/usr/bin/node", "/app/node_modules/@modelcontextprotocol/server-everything/dist/index.js"]' \
   --workdir /app --user 65532 --env PATH=/app/node_modules/.bin:/usr/bin:/bin --env NODE_PATH=/app/node_modules \
   --env NODE_ENV=production
-rm -rf "$work" "$out/venv"
+rm -rf "$work"
 log "images packed in $((SECONDS - t))s"
 echo "$want" >"$stamp"

@@ -76,5 +76,5 @@ def fresh_namespace(kubectl):
 
 @pytest.fixture(scope="session")
 def images():
-    """The test bed's local images (testbed/images.sh names)."""
-    return {"redis": image("redis-debian"), "everything": image("go-sdk-everything")}
+    """The test bed's local images (testbed/images.sh names); `client` is the in-cluster MCP client's (incluster.py)."""
+    return {"redis": image("redis-debian"), "everything": image("go-sdk-everything"), "client": image("mcp-client")}

@@ -4,7 +4,8 @@ One deploy.yml run in a fresh namespace on running pods: the standalone Redis, t
 1 backend), a VirtualMCPServer `gateway` of 2 and an MCPRemoteProxy `upstream` of 2 in front of `everything`, all
 with Redis and `sessionAffinity: None`. While deploy.yml runs again with redis_regenerate_password, each of the
 three Services gets a long-lived session (opened before the rotation, used all through it) and a stream of new
-sessions, every call through the API server's service proxy (the Service picks the pod), bounded in count and time.
+sessions, every call from a pod in the cluster to the Service's name (incluster.py; the Service picks the pod), bounded
+in count and time.
 
 Before, a rotation deleted every gateway pod at once and restarted Redis: 80 of 198 calls through the gateway failed
 (issue "success means it is true").
@@ -17,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from .conftest import REPO, deploy
+from .incluster import traffic_in_cluster
 from .podclient import run
-from .traffic import SERVICES, counted, everything_job, traffic_during
+from .traffic import SERVICES, counted, everything_job
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
@@ -71,7 +73,7 @@ def test_a_password_rotation_under_traffic_fails_no_call(deployed, run_playbook,
                 namespace, images, redis_regenerate_password=True)).result(timeout=MAX_SECONDS)
             return result, time.monotonic() - started
 
-    (result, seconds), tallies = run(traffic_during(kubeconfig, namespace, SERVICES, rotate),
+    (result, seconds), tallies = run(traffic_in_cluster(kubeconfig, namespace, SERVICES, rotate, images["client"]),
                                      timeout=MAX_SECONDS + 120)
     output = " ".join(result.output.split())  # the callback folds long lines
     assert result.returncode == 0, result.output[-6000:]

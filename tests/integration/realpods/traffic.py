@@ -1,9 +1,11 @@
 """Live MCP traffic while something happens: for each Service, one long-lived session (opened before, used all
-through) and a stream of new sessions, every call a tools/call through the API server's service proxy (the Service
-picks the pod). Bounded in calls per client and in time; every failure is counted and kept, with the HTTP answers
+through) and a stream of new sessions, every call a tools/call to the Service (which picks the pod), from the host
+through the API server's service proxy (traffic_during) or from a pod in the cluster straight to the Service
+(incluster.py). Bounded in calls per client and in time; every failure is counted and kept, with the HTTP answers
 behind it. Used by the tests on running pods and by bench/availability.py."""
 import asyncio
 import collections
+import functools
 import time
 
 from .serviceclient import service_session
@@ -62,25 +64,34 @@ def greeted(answer, name):
     return None if not answer.is_error and texts == [f"Hi {name}"] else f"answered {texts} (is_error {answer.is_error})"
 
 
-async def long_lived(kubeconfig, namespace, service, port, tool, tally, opened, stop, limit):
-    """One session opened before the action, calling TOOL until STOP."""
-    async with service_session(kubeconfig, namespace, service, port) as session:
-        opened.set()
-        while not stop.is_set() and tally.calls < limit:
-            started = time.monotonic()
-            try:
-                answer = await session.call_tool(tool, {"name": "long-lived"})
-                tally.count("long-lived", greeted(answer, "long-lived"), started)
-            except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
-                tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}", started)
+async def long_lived(connect, service, port, tool, tally, opened, stop, limit):
+    """One session (CONNECT(service, port)) opened before the action, calling TOOL until STOP. A session whose transport
+    breaks (the SDK ends it when a connection to the Service cannot be made: from a pod, nothing in between answers for
+    the Service) counts as one failed call, and a new one is opened, as a user's client would, so the calls go on."""
+    while not stop.is_set() and tally.calls < limit:
+        started = time.monotonic()
+        try:
+            async with connect(service, port) as session:
+                opened.set()
+                while not stop.is_set() and tally.calls < limit:
+                    started = time.monotonic()
+                    try:
+                        answer = await session.call_tool(tool, {"name": "long-lived"})
+                        tally.count("long-lived", greeted(answer, "long-lived"), started)
+                    except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
+                        tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}", started)
+        except Exception as exc:  # pylint: disable=broad-except
+            if not opened.is_set():
+                raise  # not even opened before the action: the job does not serve
+            tally.count("long-lived", f"the session broke: {exc!r}", started)
 
 
-async def fresh_sessions(kubeconfig, namespace, service, port, tool, tally, stop, limit):
+async def fresh_sessions(connect, service, port, tool, tally, stop, limit):
     """A new session for every call until STOP: initialize and tools/call each land where the Service says."""
     while not stop.is_set() and tally.calls < limit:
         errors, started = [], time.monotonic()
         try:
-            async with service_session(kubeconfig, namespace, service, port) as session:
+            async with connect(service, port) as session:
                 errors = session.errors
                 answer = await session.call_tool(tool, {"name": "fresh"})
                 tally.count("fresh", greeted(answer, "fresh"), started)
@@ -88,29 +99,36 @@ async def fresh_sessions(kubeconfig, namespace, service, port, tool, tally, stop
             tally.count("fresh", f"{exc!r}; HTTP answers: {errors[-3:]}", started)
 
 
-async def traffic_during(kubeconfig, namespace, services, action, limit=3000):
-    """Run ACTION (blocking) in a thread while every client of SERVICES ({name: (service, port, tool)}) calls, at
-    most LIMIT calls each; stop 5 s after it returns. Returns (ACTION's result, {name: (long-lived, new) tallies})."""
+async def calling_during(connect, services, action, limit=3000):
+    """Await ACTION() while every client of SERVICES ({name: (service, port, tool)}; sessions from CONNECT(service,
+    port)) calls, at most LIMIT calls each: it starts 3 s after every long-lived session is open, and the clients stop
+    5 s after it returns. Returns (ACTION's result, {name: (long-lived, new) tallies})."""
     stop = asyncio.Event()
     tallies = {name: (Tally(), Tally()) for name in services}
     opened = {name: asyncio.Event() for name in services}
     clients = []
     for name, (service, port, tool) in services.items():
         kept, fresh = tallies[name]
-        clients.append(asyncio.create_task(
-            long_lived(kubeconfig, namespace, service, port, tool, kept, opened[name], stop, limit)))
-        clients.append(asyncio.create_task(fresh_sessions(kubeconfig, namespace, service, port, tool, fresh, stop, limit)))
+        clients.append(asyncio.create_task(long_lived(connect, service, port, tool, kept, opened[name], stop, limit)))
+        clients.append(asyncio.create_task(fresh_sessions(connect, service, port, tool, fresh, stop, limit)))
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in opened.values())), 60)
     await asyncio.sleep(3)  # every client is calling before the action starts
-    result = await asyncio.to_thread(action)
+    result = await action()
     await asyncio.sleep(5)
     stop.set()
     await asyncio.gather(*clients)
     return result, tallies
 
 
+def traffic_during(kubeconfig, namespace, services, action, limit=3000):
+    """calling_during from this host, through the API server of KUBECONFIG, while ACTION (blocking) runs in a
+    thread."""
+    return calling_during(functools.partial(service_session, kubeconfig, namespace), services,
+                          lambda: asyncio.to_thread(action), limit)
+
+
 def counted(tallies):
-    """(calls, failures, {name: (long-lived calls, failed, new-session calls, failed)}) of traffic_during's tallies."""
+    """(calls, failures, {name: (long-lived calls, failed, new-session calls, failed)}) of the traffic's tallies."""
     summary = {name: (kept.calls, len(kept.failures), fresh.calls, len(fresh.failures))
                for name, (kept, fresh) in tallies.items()}
     calls = sum(kept.calls + fresh.calls for kept, fresh in tallies.values())
@@ -124,9 +142,9 @@ def longest_gap(tallies):
 
 
 # What a failure says, in a few words: the first pattern its message holds.
-# SSE_ENDED: a call's SSE answer closed before its result. It comes with nothing happening too: 5 of 7,718 and 2 of
-# 7,425 calls in two runs of 150 s of this traffic on a job left alone, through the MCPServer's own Service and through
-# the remote proxy, so no operation is its cause.
+# SSE_ENDED: a call's SSE answer closed before its result. Through the API server's service proxy it comes with nothing
+# happening too, about 1 call in 2,000: the API server closes the client's connection in the middle of the answer
+# ("incomplete chunked read"); from a pod, 0 of 9,312 (docs/performance.md).
 SSE_ENDED = "an SSE answer ended without a result"
 # A proxy in front of another (the gateway, the remote proxy) sending on a connection the pod behind it has just closed
 # as it ends: KEPT_CONNECTION, before 503, since the API server's 503 can carry it.
@@ -136,7 +154,10 @@ KEPT_CONNECTION = "a kept connection closed"
 PROXY_502 = "an empty 502 from a ToolHive proxy"
 CAUSES = (("SSE stream ended without a response", SSE_ENDED), ("server closed idle connection", KEPT_CONNECTION),
           ("(502, '')", PROXY_502),
-          ("connection refused", "connection refused"), ("session not found", "a backend session not found"),
+          ("connection refused", "connection refused"),
+          # httpx2's words for a connection to a Service that could not be made (from a pod: no API server in between).
+          ("All connection attempts failed", "no connection to the Service"),
+          ("session not found", "a backend session not found"),
           ("not found", "a tool not found"), ("Session terminated", "the session ended (404)"), ("EOF", "EOF"),
           ("503", "503"), ("timed out", "timeout"))
 

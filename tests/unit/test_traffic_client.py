@@ -1,0 +1,68 @@
+"""The traffic tests' MCP client, where it is pure logic: why an SSE answer ended is kept with its session, a pod's
+tallies come back whole through JSON, and the in-cluster client runs the SDK the tests pin."""
+import asyncio
+import json
+import logging
+import re
+from importlib import metadata
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from ..integration.realpods import incluster, serviceclient
+from ..integration.realpods.traffic import Tally
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sdk_debug_record(message, exc=None):
+    logger = logging.getLogger("mcp.client.streamable_http")
+    return logger.makeRecord(logger.name, logging.DEBUG, __file__, 1, message, (), (type(exc), exc, None) if exc else None)
+
+
+def test_why_an_sse_answer_ended_is_kept_with_its_session_and_nothing_else_is_let_through():
+    errors = []
+
+    async def in_a_session():
+        serviceclient._session_errors.set(errors)  # what mcp_session does for its SDK tasks
+        ended = sdk_debug_record("SSE stream ended", ConnectionError("peer closed connection"))
+        return [serviceclient._keep_why_sse_ended(ended), serviceclient._keep_why_sse_ended(sdk_debug_record("SSE message: {}"))]
+
+    assert asyncio.run(in_a_session()) == [False, False]  # debug records stay out of the test's log
+    assert errors == [("SSE stream ended", "ConnectionError('peer closed connection')")]
+    # Outside a session nothing is kept; a warning still goes through.
+    assert serviceclient._keep_why_sse_ended(sdk_debug_record("SSE stream ended", ConnectionError("x"))) is False
+    warning = sdk_debug_record("Unexpected content type")
+    warning.levelno = logging.WARNING
+    assert serviceclient._keep_why_sse_ended(warning) is True and len(errors) == 1
+
+
+def test_a_pods_tallies_come_back_whole_through_json():
+    tally = Tally()
+    tally.count("long-lived", None, started=0.0)
+    tally.count("fresh", "MCPError('SSE stream ended without a response')")
+    back = incluster.restored(json.loads(json.dumps(vars(tally))))
+    assert vars(back) == vars(tally) and back.failures == tally.failures and isinstance(back.slowest, tuple)
+
+
+def test_the_in_cluster_client_keeps_off_the_drained_nodes_and_is_bounded_in_time():
+    pod = incluster.pod_manifest("c", "ns", "img", "code", 300, {"proxy": ["mcp-x-proxy", 8080, "greet"]})["spec"]
+    assert pod["nodeSelector"] == {"node-role.kubernetes.io/control-plane": ""} and pod["activeDeadlineSeconds"] > 0
+    assert pod["containers"][0]["command"][-3:] == ["ns", "300", '{"proxy": ["mcp-x-proxy", 8080, "greet"]}']
+    assert pod["containers"][0]["imagePullPolicy"] == "Never" and pod["restartPolicy"] == "Never"
+
+
+def pins(path):
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", path.read_text(), re.M))
+
+
+def test_the_in_cluster_client_runs_the_sdk_the_tests_pin_with_what_it_requires():
+    image = pins(REPO / "testbed" / "images" / "mcp-client.txt")
+    assert image["mcp"] == pins(REPO / "requirements-dev.txt")["mcp"] == metadata.version("mcp")
+    python311 = dict(default_environment(), python_version="3.11", python_full_version="3.11.2", extra="")
+    names = {canonicalize_name(name): version for name, version in image.items()}
+    for requirement in map(Requirement, metadata.requires("mcp")):
+        if requirement.marker is None or requirement.marker.evaluate(python311):
+            assert names.get(canonicalize_name(requirement.name)) in requirement.specifier, requirement

@@ -6,12 +6,13 @@ import logging
 import re
 from importlib import metadata
 from pathlib import Path
+from types import SimpleNamespace
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ..integration.realpods import incluster, serviceclient
+from ..integration.realpods import incluster, serviceclient, traffic
 from ..integration.realpods.traffic import Tally
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,6 +46,18 @@ def test_a_pods_tallies_come_back_whole_through_json():
     tally.count("fresh", "MCPError('SSE stream ended without a response')")
     back = incluster.restored(json.loads(json.dumps(vars(tally))))
     assert vars(back) == vars(tally) and back.failures == tally.failures and isinstance(back.slowest, tuple)
+
+
+def test_a_client_that_fails_to_the_end_went_without_an_answer_until_its_end(monkeypatch):
+    clock = iter([10.0, 11.0, 40.0, 41.0])
+    monkeypatch.setattr(traffic, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    tally = Tally()
+    tally.count("long-lived")  # answered at 10
+    tally.count("long-lived", "the session broke")  # at 11, and nothing answered after it
+    tally.count("long-lived", "the session broke")  # at 40
+    assert tally.longest_gap == 0.0
+    tally.ended()  # at 41
+    assert tally.longest_gap == 31.0
 
 
 def test_the_in_cluster_client_keeps_off_the_drained_nodes_and_is_bounded_in_time():

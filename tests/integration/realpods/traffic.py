@@ -39,7 +39,7 @@ def everything_job(namespace, images, group, backend_replicas, **extra):
 
 class Tally:
     """One client's calls, its failures (when, which call, what went wrong), its slowest call, and the longest time
-    it went without an answer: from one answered call to the next."""
+    it went without an answer: from one answered call to the next, or to the client's end (`ended`)."""
     def __init__(self):
         self.calls, self.failures, self.longest_gap, self.answered_at = 0, [], 0.0, None
         self.slowest = (0.0, None)  # the slowest call: its seconds, and when it ended
@@ -57,6 +57,11 @@ class Tally:
         if started is not None and now - started > self.slowest[0]:
             self.slowest = (round(now - started, 2), round(now, 1))
 
+    def ended(self):
+        """The client has stopped: a client whose calls failed to the end went without an answer until now."""
+        if self.answered_at is not None:
+            self.longest_gap = max(self.longest_gap, time.monotonic() - self.answered_at)
+
 
 def greeted(answer, name):
     """None when ANSWER is go-sdk everything's greeting of NAME, else what it was."""
@@ -65,9 +70,11 @@ def greeted(answer, name):
 
 
 async def long_lived(connect, service, port, tool, tally, opened, stop, limit):
-    """One session (CONNECT(service, port)) opened before the action, calling TOOL until STOP. A session whose transport
-    breaks (the SDK ends it when a connection to the Service cannot be made: from a pod, nothing in between answers for
-    the Service) counts as one failed call, and a new one is opened, as a user's client would, so the calls go on."""
+    """One session (CONNECT(service, port)) opened before the action, calling TOOL until STOP. A session that ended
+    (SESSION_ENDED: the server's 404, or the SDK's own end of it when its connection closed) or whose transport broke
+    (a connection to the Service could not be made: from a pod, nothing in between answers for the Service) counts as
+    one failed call, and a new one is opened, as MCP tells a client to and a user's client would: calling on in an
+    ended session counts one failure per call, thousands a second (seen: 4,541 "Connection closed" in one drain)."""
     while not stop.is_set() and tally.calls < limit:
         started = time.monotonic()
         try:
@@ -80,6 +87,8 @@ async def long_lived(connect, service, port, tool, tally, opened, stop, limit):
                         tally.count("long-lived", greeted(answer, "long-lived"), started)
                     except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
                         tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}", started)
+                        if any(words in str(exc) for words in SESSION_ENDED):
+                            break
         except Exception as exc:  # pylint: disable=broad-except
             if not opened.is_set():
                 raise  # not even opened before the action: the job does not serve
@@ -117,6 +126,9 @@ async def calling_during(connect, services, action, limit=3000):
     await asyncio.sleep(5)
     stop.set()
     await asyncio.gather(*clients)
+    for pair in tallies.values():
+        for tally in pair:
+            tally.ended()
     return result, tallies
 
 
@@ -149,23 +161,41 @@ SSE_ENDED = "an SSE answer ended without a result"
 # A proxy in front of another (the gateway, the remote proxy) sending on a connection the pod behind it has just closed
 # as it ends: KEPT_CONNECTION, before 503, since the API server's 503 can carry it.
 KEPT_CONNECTION = "a kept connection closed"
+# The SDK's words for a session that ended: the server answered 404 (it no longer knows the session), or the SDK closed
+# the session itself when its connection to the server closed.
+SESSION_GONE, CONNECTION_CLOSED = "Session terminated", "'Connection closed'"
+SESSION_ENDED = (SESSION_GONE, CONNECTION_CLOSED)
 # The remote proxy's own 502, with no body (Go's ReverseProxy, no error handler in ToolHive's transparent proxy): it
 # could not get an answer from the pod behind it. Its log says why ("http: proxy error: ..."); the client cannot.
 PROXY_502 = "an empty 502 from a ToolHive proxy"
 CAUSES = (("SSE stream ended without a response", SSE_ENDED), ("server closed idle connection", KEPT_CONNECTION),
           ("(502, '')", PROXY_502),
           ("connection refused", "connection refused"),
-          # httpx2's words for a connection to a Service that could not be made (from a pod: no API server in between).
-          ("All connection attempts failed", "no connection to the Service"),
+          # httpx2's words for a connection to a Service that could not be made (from a pod: no API server in between):
+          # refused, or no answer in 30 s (a node still sending to a pod that has gone).
+          ("All connection attempts failed", "no connection to the Service"), ("ConnectTimeout", "no connection to the Service"),
           ("session not found", "a backend session not found"),
-          ("not found", "a tool not found"), ("Session terminated", "the session ended (404)"), ("EOF", "EOF"),
+          ("not found", "a tool not found"), (SESSION_GONE, "the session ended (404)"),
+          (CONNECTION_CLOSED, "the session's connection closed"), ("EOF", "EOF"),
           ("503", "503"), ("timed out", "timeout"))
 
 
+def cause(error):
+    """What a failure's ERROR says, in a few words (CAUSES, else "other")."""
+    return next((cause for pattern, cause in CAUSES if pattern in str(error)), "other")
+
+
 def causes(failures):
-    """{cause: count} of traffic failures (CAUSES, else "other")."""
-    return dict(collections.Counter(next((cause for pattern, cause in CAUSES if pattern in str(error)), "other")
-                                    for _at, _what, error in failures))
+    """{cause: count} of traffic failures."""
+    return dict(collections.Counter(cause(error) for _at, _what, error in failures))
+
+
+def first_of_each_cause(failures):
+    """{cause: (which call, its error)} of the first failure of each cause."""
+    first = {}
+    for _at, what, error in failures:
+        first.setdefault(cause(error), (what, str(error)[:400]))
+    return first
 
 
 def traffic_report(tallies, what, seconds):

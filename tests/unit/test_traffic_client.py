@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 
+from mcp import MCPError
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -58,6 +59,14 @@ def test_a_client_that_fails_to_the_end_went_without_an_answer_until_its_end(mon
     assert tally.longest_gap == 0.0
     tally.ended()  # at 41
     assert tally.longest_gap == 31.0
+
+
+def test_an_ended_session_is_told_from_a_failed_call():
+    """The SDK's errors, as a long-lived client gets them: a 404 and a closed connection end the session."""
+    assert traffic.session_ended(MCPError(-32600, "Session terminated"))
+    assert traffic.session_ended(MCPError(-32000, "Connection closed"))
+    assert not traffic.session_ended(MCPError(-32603, "Server returned an error response"))
+    assert not traffic.session_ended(MCPError(-32000, "SSE stream ended without a response"))
 
 
 def test_the_in_cluster_client_keeps_off_the_drained_nodes_and_is_bounded_in_time():

@@ -87,7 +87,7 @@ async def long_lived(connect, service, port, tool, tally, opened, stop, limit):
                         tally.count("long-lived", greeted(answer, "long-lived"), started)
                     except Exception as exc:  # pylint: disable=broad-except  # every failure is counted, and shown
                         tally.count("long-lived", f"{exc!r}; HTTP answers: {session.errors[-3:]}", started)
-                        if any(words in str(exc) for words in SESSION_ENDED):
+                        if session_ended(exc):
                             break
         except Exception as exc:  # pylint: disable=broad-except
             if not opened.is_set():
@@ -161,10 +161,17 @@ SSE_ENDED = "an SSE answer ended without a result"
 # A proxy in front of another (the gateway, the remote proxy) sending on a connection the pod behind it has just closed
 # as it ends: KEPT_CONNECTION, before 503, since the API server's 503 can carry it.
 KEPT_CONNECTION = "a kept connection closed"
-# The SDK's words for a session that ended: the server answered 404 (it no longer knows the session), or the SDK closed
-# the session itself when its connection to the server closed.
+# The SDK's words for a session that ended, in its error's repr: the server answered 404 (it no longer knows the
+# session), or the SDK closed the session itself when its connection to the server closed.
 SESSION_GONE, CONNECTION_CLOSED = "Session terminated", "'Connection closed'"
 SESSION_ENDED = (SESSION_GONE, CONNECTION_CLOSED)
+
+
+def session_ended(exc):
+    """Whether the SDK's exception EXC says the session has ended (SESSION_ENDED)."""
+    return any(words in repr(exc) for words in SESSION_ENDED)
+
+
 # The remote proxy's own 502, with no body (Go's ReverseProxy, no error handler in ToolHive's transparent proxy): it
 # could not get an answer from the pod behind it. Its log says why ("http: proxy error: ..."); the client cannot.
 PROXY_502 = "an empty 502 from a ToolHive proxy"

@@ -33,8 +33,8 @@ async def until_stopped():
 
 
 def main(namespace, limit, services):
-    _, tallies = asyncio.run(calling_during(functools.partial(direct_session, namespace), json.loads(services),
-                                            until_stopped, int(limit)))
+    _stopped, tallies = asyncio.run(calling_during(functools.partial(direct_session, namespace), json.loads(services),
+                                                   until_stopped, int(limit)))
     print(json.dumps({name: [vars(tally) for tally in pair] for name, pair in tallies.items()}), flush=True)
 
 

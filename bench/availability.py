@@ -14,8 +14,9 @@ itself breaks off about 1 answer in 2,000 (docs/performance.md):
 - scale: each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; its one backend stays);
 - rollout: deploy.yml with new resources for the gateway and the remote proxy, so their Deployments roll;
 - hpa: each server at 3, then an HPA on each (toolhive.k8s.autoscale in both settings: 1 to 3 at 400% of a CPU
-  request the traffic stays under, no scale-down window) takes it to 1; the HPAs are removed and each server set back to 2. The HPA deletes the pods
-  itself: only the drain (preStop) differs between the settings, and the MCPServer's proxies have none in either;
+  request the traffic stays under, no scale-down window) takes it to 1; the HPAs are removed and each server set back
+  to 2. The HPA deletes the pods itself: only the drain (preStop) differs between the settings, and the MCPServer's
+  proxies have none in either;
 - drain: both workers drained in turn (the servers' pods; Redis stays), each put back before the next.
 
 The settings:

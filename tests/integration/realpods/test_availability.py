@@ -16,7 +16,7 @@ from ..host import ready_nodes
 from .conftest import deploy, wait_until
 from .incluster import traffic_in_cluster
 from .podclient import run
-from .traffic import SERVICES, causes, everything_job, traffic_report
+from .traffic import NO_CONNECTION, REFUSED, SERVICES, causes, everything_job, traffic_report
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
@@ -149,4 +149,4 @@ def test_the_collections_drain_of_both_workers_in_turn_fails_no_call(
         assert moved.returncode == 0, moved.output[-4000:]
         assert sorted(re.findall(rf"- {deployed.namespace}/(\S+)", moved.output)) == there and there, moved.output[-3000:]
         assert drained.returncode == 0 and "evicting pod" not in drained.stdout + drained.stderr, drained.stderr
-    assert not {"connection refused", "no connection to the Service"} & set(causes(failed)), (calls, failed)
+    assert not {REFUSED, NO_CONNECTION} & set(causes(failed)), (calls, failed)

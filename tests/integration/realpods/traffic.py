@@ -175,12 +175,13 @@ def session_ended(exc):
 # The remote proxy's own 502, with no body (Go's ReverseProxy, no error handler in ToolHive's transparent proxy): it
 # could not get an answer from the pod behind it. Its log says why ("http: proxy error: ..."); the client cannot.
 PROXY_502 = "an empty 502 from a ToolHive proxy"
+REFUSED, NO_CONNECTION = "connection refused", "no connection to the Service"
 CAUSES = (("SSE stream ended without a response", SSE_ENDED), ("server closed idle connection", KEPT_CONNECTION),
           ("(502, '')", PROXY_502),
-          ("connection refused", "connection refused"),
+          ("connection refused", REFUSED),
           # httpx2's words for a connection to a Service that could not be made (from a pod: no API server in between):
           # refused, or no answer in 30 s (a node still sending to a pod that has gone).
-          ("All connection attempts failed", "no connection to the Service"), ("ConnectTimeout", "no connection to the Service"),
+          ("All connection attempts failed", NO_CONNECTION), ("ConnectTimeout", NO_CONNECTION),
           ("session not found", "a backend session not found"),
           ("not found", "a tool not found"), (SESSION_GONE, "the session ended (404)"),
           (CONNECTION_CLOSED, "the session's connection closed"), ("EOF", "EOF"),

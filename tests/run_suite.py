@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import versions_env  # tests/versions_env.py: this script runs from tests/
@@ -82,12 +83,28 @@ class Suite:
         self.lines.append(f"SKIP {name}: {reason}")
 
     def pytest(self, name, paths, env=None, extra=()):
-        junit = RESULTS / f"{name}.xml"
-        junit.unlink(missing_ok=True)
         started = time.monotonic()
-        rc = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                  f"--junitxml={junit}", *extra, *paths], env=env)
-        passed, failed, skipped = pytest_counts(junit)
+        rc = run(pytest_command(name, paths, extra), env=env)
+        self.count(name, rc, time.monotonic() - started)
+
+    def pytests_two_at_a_time(self, runs):
+        """RUNS, each (name, paths, env), as pytest stages two at a time (one per core); each one's output is
+        printed whole when it ends, and the rows keep RUNS' order."""
+        def captured(name, paths, env):
+            started = time.monotonic()
+            proc = subprocess.run(pytest_command(name, paths), cwd=REPO, env=env, check=False,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            return proc, time.monotonic() - started
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for (name, paths, _env), future in [(r, pool.submit(captured, *r)) for r in runs]:
+                proc, seconds = future.result()
+                print(f"\n=== {' '.join(proc.args)}\n{proc.stdout}", end="", flush=True)
+                self.count(name, proc.returncode, seconds)
+
+    def count(self, name, rc, seconds):
+        """The row of pytest stage NAME, which ended with RC after SECONDS, from its JUnit XML."""
+        passed, failed, skipped = pytest_counts(RESULTS / f"{name}.xml")
         if rc not in (0, 5) and failed == 0:
             failed = 1  # pytest itself failed (collection error, crash)
         if rc == 5:
@@ -96,7 +113,14 @@ class Suite:
         self.failed += failed
         self.skipped += skipped
         self.lines.append(f"{'PASS' if failed == 0 else 'FAIL'} {name}: {passed} passed, {failed} failed, "
-                          f"{skipped} skipped ({time.monotonic() - started:.0f}s)")
+                          f"{skipped} skipped ({seconds:.0f}s)")
+
+
+def pytest_command(name, paths, extra=()):
+    """pytest on PATHS, its JUnit XML (a fresh one) named after the stage NAME."""
+    junit = RESULTS / f"{name}.xml"
+    junit.unlink(missing_ok=True)
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *extra, *paths]
 
 
 def cluster_answers(env):
@@ -139,8 +163,9 @@ def main():
         suite.pytest("integration (serial)", ["tests/integration"], env=dict(env, TESTBED_NODES="kwok"),
                      extra=("-m", "serial", *ignored))
         suite.stage("bench smoke (N=1)", ["make", "bench", "BENCH_SIZES=1", "BENCH_RUNS=1"], env=env)
-        for name in lines:
-            suite.pytest(name, ["tests/matrix"], env=dict(env, ANSIBLE_CORE_RELEASE=name.split()[1]))
+        # Two lines at a time: each is one process at a time (ansible-test, pytest, a playbook).
+        suite.pytests_two_at_a_time([(name, ["tests/matrix"], dict(env, ANSIBLE_CORE_RELEASE=name.split()[1]))
+                                     for name in lines])
     if started_here and os.environ.get("TESTBED_KEEP") != "1":
         run(["testbed/cluster.sh", "down"], env=env)
     # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
@@ -170,9 +195,10 @@ def running_pods(suite):
     Only TESTBED_NODES=kwok skips them (counted); a kind bed that cannot come up fails its row and the legs say so."""
     pinned = versions_env.pinned()
     release, oldest = pinned["TOOLHIVE_VERSION"], pinned["TOOLHIVE_OLDEST_VERSION"]
-    legs = [(oldest, OLDEST_RELEASE_TESTS), (release, RUNNING_POD_TESTS)]
+    # (release, its tests, whether some of them are marked to run alone)
+    legs = [(oldest, OLDEST_RELEASE_TESTS, False), (release, RUNNING_POD_TESTS, True)]
     molecule = [f"molecule {scenario}" for scenario in molecule_scenarios()]
-    rows = ["kind bed", "operator role (kind)", *(f"running pods (ToolHive {leg[0]})" for leg in legs), *molecule,
+    rows = ["kind bed", "operator role (kind)", *(row for leg, _tests, alone in legs for row in leg_rows(leg, alone)), *molecule,
             "kind teardown"]
     if os.environ.get("TESTBED_NODES") == "kwok":
         for name in rows:
@@ -185,14 +211,20 @@ def running_pods(suite):
         return
     suite.pytest("kind bed", KIND_BED_TESTS, env=env)
     suite.pytest("operator role (kind)", OPERATOR_ROLE_TESTS, env=env)
-    for leg_release, tests in legs:
+    for leg_release, tests, some_alone in legs:
         installed = suite.step(f"operator ToolHive {leg_release} (playbooks/operator.yml)",
                                ["ansible-playbook", "playbooks/operator.yml", "-e", f"operator_version={leg_release[1:]}",
                                 "-e", f"operator_chart_repo={charts_dir(leg_release)}"], env=env)
-        if installed:
-            suite.pytest(f"running pods (ToolHive {leg_release})", tests, env=env)
-        else:
-            suite.skip(f"running pods (ToolHive {leg_release})", "its operator was not installed (the row above)")
+        leg = leg_rows(leg_release, some_alone)
+        if not installed:
+            for name in leg:
+                suite.skip(name, "its operator was not installed (the row above)")
+            continue
+        # Two modules at a time, each module's tests in one process (they share its deployment): most of their
+        # time is spent waiting on pods. Then the modules that must run alone (the serial mark says why).
+        suite.pytest(leg[0], tests, env=env, extra=("-n", "2", "--dist", "loadfile", "-m", "not serial"))
+        if some_alone:
+            suite.pytest(leg[1], tests, env=env, extra=("-m", "serial"))
     # Each scenario's create finds the cluster up and the role's release (the last leg's) installed; its destroy
     # deletes its namespace only.
     for name in molecule:
@@ -201,6 +233,12 @@ def running_pods(suite):
         suite.skip("kind teardown", "TESTBED_KEEP=1 keeps the kind cluster")
     else:
         suite.pytest("kind teardown", [KIND_TEARDOWN_TEST], env=env)
+
+
+def leg_rows(release, some_alone):
+    """The rows of one running-pods leg: its modules run two at a time, then (SOME_ALONE) those that run alone."""
+    together = f"running pods (ToolHive {release})"
+    return [together, f"{together}, alone"] if some_alone else [together]
 
 
 def charts_dir(release):

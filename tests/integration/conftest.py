@@ -19,8 +19,9 @@ TESTBED_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "serial: changes cluster-wide state (an operator Deployment); the suite runs "
-                                       "these alone, after the parallel run (-m serial)")
+    config.addinivalue_line("markers", "serial: changes cluster-wide state (an operator Deployment, a node's drain) or "
+                                       "counts what load does; the suite runs these alone, after the parallel run "
+                                       "(-m serial)")
 
 
 def _kubeconfig():

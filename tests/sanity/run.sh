@@ -13,7 +13,8 @@ command -v shellcheck >/dev/null || {
   echo "sanity: shellcheck is missing, so ansible-test would skip its shellcheck test; install it (bindep.txt)" >&2
   exit 1
 }
-root=$repo/.build/sanity
+# One copy per ansible-core release: the suite runs two lines' sanity at a time.
+root=$repo/.build/sanity/$(python -c 'from ansible.release import __version__; print(__version__)')
 dest=$root/ansible_collections/toolhive/k8s
 rm -rf "$root" && mkdir -p "$dest"
 cd "$repo"
@@ -31,6 +32,8 @@ print(get_venv_packages(NativePythonConfig(version="%d.%d" % sys.version_info[:2
 PY
 ) || pip_version=24.2
 cache=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
-[[ -f $cache ]] || install -D -m 0644 "$repo/tests/sanity/get_pip.py" "$cache"
+if [[ ! -f $cache ]]; then  # written whole, then renamed: another line's sanity may be reading it
+  install -D -m 0644 "$repo/tests/sanity/get_pip.py" "$cache.$$" && mv "$cache.$$" "$cache"
+fi
 
 exec ansible-test sanity --python "$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --requirements "$@"

@@ -22,7 +22,8 @@ from ..host import image
 from .conftest import REPO, deploy, wait_until
 from .podclient import pod_session, run
 
-pytestmark = pytest.mark.usefixtures("real_nodes")
+# Alone, after the others (-m serial): it reads the pods' real CPU, which other modules' pods would add to.
+pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
 
 GATEWAY = "gateway"
 CPU_REQUEST_MILLI = 50

@@ -18,7 +18,8 @@ from .incluster import traffic_in_cluster
 from .podclient import run
 from .traffic import NO_CONNECTION, REFUSED, SERVICES, causes, everything_job, traffic_report
 
-pytestmark = pytest.mark.usefixtures("real_nodes")
+# Alone, after the others (-m serial): it drains the nodes every other module's pods run on.
+pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
 
 # Each workload's pods: (budget, label selector).
 WORKLOADS = {"gateway-vmcp": "app.kubernetes.io/name=virtualmcpserver,app.kubernetes.io/instance=gateway",

@@ -22,7 +22,8 @@ from .incluster import traffic_in_cluster
 from .podclient import run
 from .traffic import SERVICES, counted, everything_job
 
-pytestmark = pytest.mark.usefixtures("real_nodes")
+# Alone, after the others (-m serial): it counts failed calls under load, which other modules' work would add to.
+pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
 
 DEPLOY = REPO / "playbooks" / "deploy.yml"
 READERS = ["Deployment/everything", "Deployment/gateway", "Deployment/upstream"]

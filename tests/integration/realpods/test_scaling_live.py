@@ -23,7 +23,8 @@ from .incluster import traffic_in_cluster
 from .podclient import run
 from .traffic import KEPT_CONNECTION, PROXY_502, SERVICES, causes, everything_job, timed, traffic_report
 
-pytestmark = pytest.mark.usefixtures("real_nodes")
+# Alone, after the others (-m serial): it counts failed calls under load, which other modules' work would add to.
+pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
 
 # The servers of the job, as toolhive.k8s.scale names them, and their Deployments' pods.
 SERVERS = (("VirtualMCPServer", "gateway"), ("MCPServer", "everything"), ("MCPRemoteProxy", "upstream"))

@@ -15,7 +15,8 @@ import pytest
 from .conftest import wait_until
 from .test_sentinel import CLIENT, NAME, PLAYBOOK, Sentinel, role_vars, start_client
 
-pytestmark = pytest.mark.usefixtures("real_nodes")
+# Alone, after the others (-m serial): it takes both cores with busy pods, which would slow every other module.
+pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
 
 KEYS = 300
 # Two busy loops (the machine has two cores) for at most this long: the load is bounded in time.

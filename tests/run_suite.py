@@ -88,19 +88,21 @@ class Suite:
         self.count(name, rc, time.monotonic() - started)
 
     def pytests_two_at_a_time(self, runs):
-        """RUNS, each (name, paths, env), as pytest stages two at a time (one per core); each one's output is
-        printed whole when it ends, and the rows keep RUNS' order."""
-        def captured(name, paths, env):
+        """RUNS, each (name, paths, env), as pytest stages two at a time (one per core); each one's output goes to
+        its log (RESULTS/NAME.log), printed whole when it ends, and the rows keep RUNS' order."""
+        def logged(name, paths, env):
+            log = RESULTS / f"{name}.log"
             started = time.monotonic()
-            proc = subprocess.run(pytest_command(name, paths), cwd=REPO, env=env, check=False,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            return proc, time.monotonic() - started
+            with log.open("w") as out:
+                rc = run(pytest_command(name, paths), env=env, stdout=out, stderr=subprocess.STDOUT)
+            return rc, log, time.monotonic() - started
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            for (name, paths, _env), future in [(r, pool.submit(captured, *r)) for r in runs]:
-                proc, seconds = future.result()
-                print(f"\n=== {' '.join(proc.args)}\n{proc.stdout}", end="", flush=True)
-                self.count(name, proc.returncode, seconds)
+            started = [(name, pool.submit(logged, name, paths, env)) for name, paths, env in runs]
+            for name, future in started:
+                rc, log, seconds = future.result()
+                print(log.read_text(), end="", flush=True)
+                self.count(name, rc, seconds)
 
     def count(self, name, rc, seconds):
         """The row of pytest stage NAME, which ended with RC after SECONDS, from its JUnit XML."""

@@ -43,8 +43,8 @@ def test_everything_runs_and_nothing_is_skipped(runner, monkeypatch):
     assert lines[-1] == f"{tests} passed, 0 failed"
     # Every Molecule scenario, on kind: after the last leg (its operator is the role's release), before the teardown.
     rows = [line[5:] for line in lines if line[:4] in ("PASS", "OK  ")]
-    last_leg = next(i for i, row in enumerate(rows) if row.startswith("running pods (ToolHive "
-                                                                      + run_suite.versions_env.pinned()["TOOLHIVE_VERSION"]))
+    last_leg = max(i for i, row in enumerate(rows) if row.startswith("running pods (ToolHive "
+                                                                     + run_suite.versions_env.pinned()["TOOLHIVE_VERSION"]))
     teardown = next(i for i, row in enumerate(rows) if row.startswith("kind teardown"))
     scenarios = [f"molecule {s}" for s in ("default", "guards", "scaling", "sentinel")]
     assert [row.split(" (")[0] for row in rows[last_leg + 1:teardown]] == scenarios
@@ -92,3 +92,18 @@ def test_a_failed_cluster_up_shows_every_stage_it_took_with_it(runner, monkeypat
     assert "SKIP molecule default: opted out: TESTBED_NODES=kwok" in skipped
     failed = int(lines[-1].split(" failed")[0].rsplit(" ", 1)[1])
     assert failed == 1 and lines[-1].endswith(f", {len(skipped)} skipped")
+
+
+def test_running_pod_modules_run_two_at_a_time_then_the_serial_ones_alone(runner, monkeypatch):
+    monkeypatch.delenv("TESTBED_NODES", raising=False)
+    monkeypatch.delenv("TESTBED_KEEP", raising=False)
+    release = run_suite.versions_env.pinned()["TOOLHIVE_VERSION"]
+    _code, lines, commands = runner()
+    every_module = [c for c in commands if c.endswith(" tests/integration/realpods")]
+    assert len(every_module) == 2 and "-n 2 --dist loadfile -m not serial" in every_module[0], every_module
+    assert "-m serial" in every_module[1] and "-n 2" not in every_module[1], every_module
+    rows = [line.split(":")[0] for line in lines if line.startswith("PASS running pods")]
+    assert rows[-2:] == [f"PASS running pods (ToolHive {release})", f"PASS running pods (ToolHive {release}), alone"]
+    _code, lines, _commands = runner(fail_on={f"operator_version={release[1:]}"})
+    for row in (f"running pods (ToolHive {release})", f"running pods (ToolHive {release}), alone"):
+        assert f"SKIP {row}: its operator was not installed (the row above)" in lines, lines

@@ -15,15 +15,17 @@ itself breaks off about 1 answer in 2,000 (docs/performance.md):
 - rollout: deploy.yml with new resources for the gateway and the remote proxy, so their Deployments roll;
 - hpa: each server at 3, then an HPA on each (toolhive.k8s.autoscale in both settings: 1 to 3 at 400% of a CPU
   request the traffic stays under, no scale-down window) takes it to 1; the HPAs are removed and each server set back
-  to 2. The HPA deletes the pods itself: only the drain (preStop) differs between the settings, and the MCPServer's
-  proxies have none in either;
+  to 2. The HPA deletes the pods itself: only the drain (preStop) differs between the settings (the MCPServer's
+  proxies get theirs from the operator role's MutatingAdmissionPolicy);
 - drain: both workers drained in turn (the servers' pods; Redis stays), each put back before the next.
 
 The settings:
-- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets), scaled by
-  toolhive.k8s.scale, and the nodes drained by toolhive.k8s.drain_node, then `kubectl drain`;
-- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`, scaled
-  by `kubectl scale` of each Deployment, and the nodes drained by `kubectl drain` alone.
+- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets; the operator
+  role's drain of MCPServer proxy pods), scaled by toolhive.k8s.scale, and the nodes drained by
+  toolhive.k8s.drain_node, then `kubectl drain`;
+- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`, the
+  binding of the operator role's drain policy deleted for the setting (and made again after it), scaled by
+  `kubectl scale` of each Deployment, and the nodes drained by `kubectl drain` alone.
 
 Each row: calls, failed calls by cause, and the longest time a client went without an answer.
 
@@ -33,6 +35,7 @@ Each row: calls, failed calls by cause, and the longest time a client went witho
 The goal (issue 25): 0 failed calls of at least 10,000 across the operations, with the measures.
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -57,6 +60,8 @@ SERVERS = (("VirtualMCPServer", "gateway"), ("MCPServer", "everything"), ("MCPRe
 SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
 WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False}
 SETTINGS = {"with the collection's measures": ({}, "drain_node"), "without them": (WITHOUT, "kubectl")}
+# What the operator role installs for MCPServer proxy pods (roles/operator/vars/main.yml: operator_proxy_drain_name).
+PROXY_DRAIN_BINDING = "mutatingadmissionpolicybinding/toolhive-k8s-mcpserver-proxy-drain"
 OPERATIONS = ("scale", "rollout", "hpa", "drain")
 # The proxies' CPU request, which their HPAs need (the gateway has the operator's own).
 PROXY_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}}
@@ -167,6 +172,23 @@ def drain(namespace, _settings, how):
     sh("kubectl", "rollout", "status", "-n", namespace, "statefulset/everything", "--timeout=300s")
 
 
+@contextlib.contextmanager
+def proxy_drain(wanted):
+    """The operator role's drain of MCPServer proxy pods as WANTED for a setting: without it, its binding is deleted
+    (the policy then acts on no pod), and made again as it was afterwards."""
+    found = sh("kubectl", "get", PROXY_DRAIN_BINDING, "-o", "json", check=False)
+    if wanted or found.returncode != 0:
+        yield
+        return
+    binding = json.loads(found.stdout)
+    sh("kubectl", "delete", PROXY_DRAIN_BINDING)
+    try:
+        yield
+    finally:
+        kept = {key: binding["metadata"][key] for key in ("name", "labels") if key in binding["metadata"]}
+        sh("kubectl", "create", "-f", "-", stdin=json.dumps(dict(binding, metadata=kept)))
+
+
 def measured(namespace, operation, settings, how, client, limit):
     def action():
         started = time.monotonic()
@@ -201,20 +223,21 @@ def main():
     rows = []
     for setting, (settings, how) in SETTINGS.items():
         namespace = f"avail-{uuid.uuid4().hex[:6]}"
-        try:
-            playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings))
-            scale_to(namespace, "MCPServer", "everything", 2, "scale")  # its 2 proxies, with no replica field
-            for name in operations:
-                try:
-                    result = measured(namespace, globals()[name], settings, how, args.client, args.limit)
-                except Exception as exc:  # pylint: disable=broad-except  # a row; the job's state is unknown after it
-                    result = {"error": str(exc)}
-                rows.append((setting, name, result))
-                print(f"{setting}, {name}: {result}", flush=True)
-                if "error" in result:
-                    break
-        finally:
-            sh("kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--timeout=300s", check=False)
+        with proxy_drain(how == "drain_node"):
+            try:
+                playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings))
+                scale_to(namespace, "MCPServer", "everything", 2, "scale")  # its 2 proxies, with no replica field
+                for name in operations:
+                    try:
+                        result = measured(namespace, globals()[name], settings, how, args.client, args.limit)
+                    except Exception as exc:  # pylint: disable=broad-except  # a row; the job's state is unknown then
+                        result = {"error": str(exc)}
+                    rows.append((setting, name, result))
+                    print(f"{setting}, {name}: {result}", flush=True)
+                    if "error" in result:
+                        break
+            finally:
+                sh("kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--timeout=300s", check=False)
     lines = [f"machine: {platform.node()}, {os.cpu_count()} cores; 6 clients ({args.client}), at most {args.limit} "
              f"calls each", "",
              "| setting | operation | took (s) | calls | failed | by cause | longest without an answer (s) |",

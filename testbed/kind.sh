@@ -217,6 +217,10 @@ if engine == "own":
     cluster["dns"] = {"imageRepository": "localhost/toolhive-testbed", "imageTag": coredns}
     patches.append({"kind": "KubeletConfiguration", "failCgroupV1": False})
 config["kubeadmConfigPatches"] = [json.dumps(p) for p in patches]
+# MutatingAdmissionPolicy as Kubernetes 1.36 serves it by default (1.35 has it in beta, off unless asked for): the
+# operator role's drain for MCPServer proxy pods is one (roles/operator).
+config["featureGates"] = {"MutatingAdmissionPolicy": True}
+config["runtimeConfig"] = {"admissionregistration.k8s.io/v1beta1": "true"}
 print(json.dumps(config, indent=2))
 PY
 }

@@ -15,7 +15,8 @@ description:
     C(toolhive)) and an MCPServer's backend pods (container C(mcp)). It carries the container's resources, the pods'
     annotations, a preStop sleep of O(drain_seconds) with a grace period covering it and the process's own shutdown,
     and a topology spread over nodes (C(ScheduleAnyway), counted per revision).
-  - The operator writes an MCPServer proxy's pod template whole; its pods get none of these.
+  - The operator writes an MCPServer proxy's pod template whole; its pods get none of these (their drain comes from
+    the C(operator) role's MutatingAdmissionPolicy).
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 positional: kind, name

@@ -63,7 +63,8 @@ SERVERS = {
         "app_label": "mcpserver",
         "workloads": {
             # The operator writes this pod template whole (deploymentForMCPServer: grace period 30, no lifecycle)
-            # and passes podTemplateSpec to the backend. Only its affinity can be set, through
+            # and passes podTemplateSpec to the backend; its pods get their drain from the operator role's
+            # MutatingAdmissionPolicy (roles/operator/templates/mcpserver-proxy-drain.yaml.j2). Only its affinity can be set, through
             # resourceOverrides.proxyDeployment, from ToolHive v0.45.0 on (the oldest supported release lacks it).
             "proxy": {"kind": "Deployment", "field": "replicas", "container": "toolhive", "hpa": "{name}",
                       "pods": DEPLOYMENT_PODS, "pod_template": None,

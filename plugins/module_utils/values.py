@@ -415,6 +415,7 @@ VARIABLE_RULES = {
     "mcpremoteproxy_proxies[].labels": labels,
     "mcpremoteproxy_proxies[].autoscale": autoscale,
     "operator_namespace": namespace,
+    "operator_proxy_drain_seconds": drain_seconds,
 }
 
 

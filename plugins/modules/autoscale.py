@@ -24,9 +24,11 @@ description:
     the HPA could then never compute the utilization, and never scales. The warning names where the request is set.
   - Warns when it removes an MCPServer's replica field, since the operator rolls every proxy pod and restarts the
     backend on any change of the MCPServer. An MCPServer deployed without its replica fields is autoscaled without it.
-  - The HPA deletes the pods of a scale-down itself. The gateway's and the remote proxy's pods drain first (their
-    preStop sleep, the roles' C(*_drain_seconds)); an MCPServer's proxy pods cannot be given one (the operator
-    writes their pod template whole), so a request may still reach one that has stopped (docs/usage.md).
+  - The HPA deletes the pods of a scale-down itself, so each pod's drain is what keeps requests off it once it has
+    stopped. The gateway's and the remote proxy's pods have theirs through their spec (a preStop sleep, the roles'
+    C(*_drain_seconds)). The operator writes an MCPServer proxy's pod template whole, so its pods get theirs from the
+    MutatingAdmissionPolicy the C(operator) role installs (C(operator_proxy_drain_seconds)); on a cluster that serves
+    no MutatingAdmissionPolicy API they have none, and a request may reach one that has stopped (docs/usage.md).
   - O(state=absent) removes the HPA and nothing else.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)

@@ -22,9 +22,9 @@ description:
     Services, and once no EndpointSlice lists it (and 3 s later) it is deleted. A StatefulSet's pod is deleted and
     made again on another node, and waited for."
   - Run it before C(kubectl drain), which then finds none of these pods, and evicts the rest under their
-    PodDisruptionBudgets. An eviction stops a pod while clients may still be sent to it; an MCPServer proxy's pod
-    has no preStop hook the operator would keep, and a gateway session whose backend refused a connection loses
-    that backend's tools (measured in docs/performance.md).
+    PodDisruptionBudgets. An eviction stops a pod while clients may still be sent to it: its drain (a preStop sleep;
+    an MCPServer proxy's pod has one only from the C(operator) role's policy) covers that, but a gateway session
+    whose backend refused a connection loses that backend's tools (measured in docs/performance.md).
   - A pod a stopped run left draining (annotation C(toolhive.k8s/draining)) is taken out of its Services and
     deleted first. The task returns once every pod it moved has ended. A replacement that cannot start (no other
     node can take it, an image that cannot be pulled) fails the task, naming the pod and its reason, once the

@@ -26,9 +26,9 @@ description:
     module warns. Leave the field out of the MCPServer to scale its workloads without restarts.
   - Scaling a Deployment down, the pods it removes leave their Services before they stop, so no client is sent to
     a pod that no longer listens. Each is first taken out of its ReplicaSet, which then removes the replacement
-    it made, not a serving pod; once the Deployment runs O(replicas), each leaves its Services and is deleted. An
-    MCPServer's proxy needs this most, since its operator gives its pods no preStop hook. A StatefulSet (the
-    backend) removes its highest pod as C(kubectl scale) does.
+    it made, not a serving pod; once the Deployment runs O(replicas), each leaves its Services and is deleted. This
+    needs no preStop hook, which an MCPServer's proxy pod lacks where the C(operator) role's drain policy cannot be
+    installed. A StatefulSet (the backend) removes its highest pod as C(kubectl scale) does.
 author:
   - toolhive.k8s maintainers (@toolhive-k8s)
 extends_documentation_fragment:

@@ -34,3 +34,22 @@ def test_only_the_keys_given_reach_the_chart(given, expected):
 
 def test_left_out_it_adds_nothing():
     assert chart_values() == {}
+
+
+POLICY_API = yaml.safe_load((REPO / "roles/operator/vars/main.yml").read_text())["operator_admission_policy_api"]
+GA, BETA = "admissionregistration.k8s.io/v1", "admissionregistration.k8s.io/v1beta1"
+
+
+def policy_api(*served):
+    """The MutatingAdmissionPolicy API the role picks, the cluster serving the kind in SERVED (group/versions)."""
+    apis = {GA: {"ValidatingAdmissionPolicy": {}}, BETA: {}, "v1": {"Pod": {}}}
+    for version in served:
+        apis.setdefault(version, {})["MutatingAdmissionPolicy"] = {"name": "mutatingadmissionpolicies"}
+    init_plugin_loader()
+    return Templar(loader=DataLoader(), variables={"operator_cluster_apis": {"apis": apis}}).template(
+        trust_as_template(POLICY_API))
+
+
+@pytest.mark.parametrize("served,picked", [((GA, BETA), GA), ((BETA,), BETA), ((GA,), GA), ((), "")])
+def test_the_drain_policy_takes_the_ga_api_first_and_none_where_none_is_served(served, picked):
+    assert policy_api(*served) == picked

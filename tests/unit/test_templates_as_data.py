@@ -199,7 +199,8 @@ def test_a_remote_proxy_renders_every_field_and_its_own_key_prefix(render):
 
 def test_each_kind_drains_and_spreads_the_pods_its_crd_lets_the_collection_reach(render):
     """podTemplateSpec reaches the gateway's pods and an MCPServer's backend (beside the resources the user gave);
-    the operator writes an MCPServer proxy's pod template whole, so its pods get nothing."""
+    the operator writes an MCPServer proxy's pod template whole, so its pods get nothing from it (their drain comes
+    from the operator role's MutatingAdmissionPolicy)."""
     gateway = render("vmcp", copy.deepcopy(BASE["vmcp"][1]))[-1]
     pod = gateway["spec"]["podTemplateSpec"]
     assert pod["metadata"] == {"annotations": {"a": "b"}}

@@ -1,7 +1,8 @@
 """The `operator` role (playbooks/operator.yml) on kind, as a user runs it on a new cluster: ToolHive's operator
 installed with Helm in the cluster (CRD chart applied server-side, then the operator chart), re-run, upgraded from
 the oldest supported release to the test bed's, configured through chart values, checked without installing,
-refused with a reason when the charts cannot be read, and removed.
+refused with a reason when the charts cannot be read, and removed; with it, the MutatingAdmissionPolicy that gives
+MCPServer proxy pods their drain (the kind bed serves its v1beta1, as Kubernetes 1.36 serves v1).
 
 The tests of this module run in order on one cluster and leave the test bed's release installed.
 """
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.serial
 
 RELEASE, OLDEST = versions()["TOOLHIVE_VERSION"], versions()["TOOLHIVE_OLDEST_VERSION"]
 CRDS = ["mcpservers", "virtualmcpservers", "mcpgroups"]
+DRAIN = "toolhive-k8s-mcpserver-proxy-drain"
 
 
 def recap(output):
@@ -31,6 +33,13 @@ def crd(kubectl, name):
     """CRD NAME.toolhive.stacklok.dev as the API server has it, or None."""
     found = kubectl("get", "crd", f"{name}.toolhive.stacklok.dev", "--show-managed-fields", "-o", "json", check=False)
     return found if isinstance(found, dict) else None
+
+
+def proxy_drain(kubectl):
+    """{kind: object} of the MutatingAdmissionPolicy and binding that give MCPServer proxy pods their drain, those there."""
+    found = {kind: kubectl("get", kind, DRAIN, "-o", "json", check=False)
+             for kind in ("mutatingadmissionpolicy", "mutatingadmissionpolicybinding")}
+    return {kind: item for kind, item in found.items() if isinstance(item, dict)}
 
 
 def release_crd_schema(release, name):
@@ -51,6 +60,7 @@ def empty_cluster(kubectl, operator):
         kubectl("delete", "crd", *names, "--timeout=120s")
     assert operator_deployment(kubectl) is None
     assert crd(kubectl, "mcpservers") is None
+    assert proxy_drain(kubectl) == {}  # the removal took the drain's policy too
 
 
 def test_verify_only_on_an_empty_cluster_says_how_to_install(empty_cluster, operator):
@@ -66,6 +76,7 @@ def test_check_mode_installs_nothing(empty_cluster, operator, kubectl, kubeconfi
     assert recap(result.output)["changed"] >= 1  # it says what a real run would change...
     assert operator_deployment(kubectl) is None  # ...and changes nothing
     assert helm_releases(kubeconfig) == {}
+    assert proxy_drain(kubectl) == {}
 
 
 def test_install_the_oldest_supported_release(empty_cluster, operator, kubectl, kubeconfig):
@@ -80,6 +91,32 @@ def test_install_the_oldest_supported_release(empty_cluster, operator, kubectl, 
         found = crd(kubectl, name)
         managers = {m["manager"] for m in found["metadata"]["managedFields"]}
         assert "toolhive.k8s" in managers, managers  # applied by the role, server-side, not by Helm
+    drain = proxy_drain(kubectl)
+    assert drain["mutatingadmissionpolicybinding"]["spec"]["policyName"] == DRAIN
+    policy = drain["mutatingadmissionpolicy"]["spec"]
+    selector = policy["matchConstraints"]["objectSelector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/name": "mcpserver", "toolhive": "true"}
+    assert "sleep: Object.spec.containers.lifecycle.preStop.sleep{seconds: 10}" in \
+        policy["mutations"][0]["applyConfiguration"]["expression"]
+
+
+def test_the_proxy_drain_is_refused_out_of_range_removed_at_zero_and_made_again(operator, kubectl):
+    made = proxy_drain(kubectl)["mutatingadmissionpolicy"]["metadata"]["uid"]
+    result = operator(OLDEST, operator_proxy_drain_seconds=301)
+    assert result.returncode != 0 and "operator_proxy_drain_seconds = 301" in result.output, result.output[-3000:]
+    assert proxy_drain(kubectl)["mutatingadmissionpolicy"]["metadata"]["uid"] == made  # refused before any write
+    result = operator(OLDEST, operator_proxy_drain_seconds=0)
+    assert result.returncode == 0, result.output[-3000:]
+    assert proxy_drain(kubectl) == {} and recap(result.output)["changed"] == 1, result.output[-3000:]
+    result = operator(OLDEST, "--check")
+    assert result.returncode == 0 and recap(result.output)["changed"] == 1, result.output[-3000:]
+    assert proxy_drain(kubectl) == {}  # check mode made nothing
+    result = operator(OLDEST, operator_proxy_drain_seconds=25)
+    assert result.returncode == 0, result.output[-3000:]
+    expression = proxy_drain(kubectl)["mutatingadmissionpolicy"]["spec"]["mutations"][0]["applyConfiguration"][
+        "expression"]
+    assert "{seconds: 25}" in expression and "orValue(0) > 55 ?" in expression, expression  # the grace: 25 + 30
+    assert operator(OLDEST).returncode == 0  # back to the default for the tests that follow
 
 
 def test_a_second_run_changes_nothing(operator):
@@ -139,6 +176,7 @@ def test_removal_keeps_the_crds_and_the_servers_then_a_reinstall_serves_them_aga
     assert result.returncode == 0, result.output[-3000:]
     assert operator_deployment(kubectl) is None
     assert helm_releases(kubeconfig) == {}
+    assert proxy_drain(kubectl) == {}
     assert crd(kubectl, "mcpgroups")["metadata"]["name"] == "mcpgroups.toolhive.stacklok.dev"
     assert kubectl("get", "mcpgroup", fresh_group, "-n", "default", "-o", "json")["metadata"]["name"] == fresh_group
     result = operator(RELEASE, operator_install=False)  # verify-only: the CRDs are there
@@ -146,6 +184,7 @@ def test_removal_keeps_the_crds_and_the_servers_then_a_reinstall_serves_them_aga
     assert recap(result.output)["changed"] == 0
     result = operator(RELEASE)
     assert result.returncode == 0, result.output[-3000:]
+    assert set(proxy_drain(kubectl)) == {"mutatingadmissionpolicy", "mutatingadmissionpolicybinding"}
     wait_until("the reinstalled operator to reconcile the group again", lambda: kubectl(
         "get", "mcpgroup", fresh_group, "-n", "default", "-o", "json").get("status", {}).get("phase") == "Ready", timeout=120)
 

@@ -66,13 +66,23 @@ def test_each_workload_has_a_budget_that_counts_its_pods(deployed, kubectl):
                 budget["status"]["disruptionsAllowed"]) == (2, 2, 1), (name, budget["status"])
 
 
-def test_the_operator_keeps_the_drain_on_the_gateway_and_the_remote_proxy(deployed, kubectl):
-    """The preStop sleep and its grace period reach the pods through podTemplateSpec (the operator merges it)."""
+def test_every_server_pod_has_its_drain(deployed, kubectl):
+    """The preStop sleep and its grace period reach the gateway's and the remote proxy's pods through podTemplateSpec
+    (the operator merges it); an MCPServer proxy's pod template the operator writes whole, and each of its pods gets
+    them from the operator role's MutatingAdmissionPolicy as it is made (its template has none)."""
     for deployment, container, grace in (("gateway", "vmcp", 30), ("upstream", "toolhive", 40)):
         pod = kubectl("get", "deployment", deployment, "-n", deployed.namespace, "-o", "json")["spec"]["template"]["spec"]
         [main] = [c for c in pod["containers"] if c["name"] == container]
         assert main["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}, main.get("lifecycle")
         assert pod["terminationGracePeriodSeconds"] == grace
+    template = kubectl("get", "deployment", "everything", "-n", deployed.namespace, "-o", "json")["spec"]["template"]
+    assert "lifecycle" not in template["spec"]["containers"][0]
+    proxies = kubectl("get", "pods", "-n", deployed.namespace, "-l", WORKLOADS["everything-proxy"], "-o", "json")["items"]
+    assert len(proxies) == 2
+    for pod in proxies:
+        [main] = [c for c in pod["spec"]["containers"] if c["name"] == "toolhive"]
+        assert (main.get("lifecycle"), pod["spec"]["terminationGracePeriodSeconds"]) == (
+            {"preStop": {"sleep": {"seconds": 10}}}, 40), pod["metadata"]["name"]
 
 
 def drain(kubeconfig, node):
@@ -116,9 +126,8 @@ def test_kubectl_drain_of_both_workers_in_turn_is_paced_by_the_budgets(deployed,
     """Node maintenance with kubectl alone, one node after the other: the first drain moves one pod of each workload
     to the other node; the second finds both pods of each workload there, and the budgets let them go one at a time
     (kubectl retries the second eviction until the first's replacement is ready on the node drained before). The
-    failed calls are counted, not bounded: an evicted MCPServer proxy stops listening while clients are still sent
-    to it (the operator keeps no preStop hook on it), and a gateway session whose backend refused a connection
-    loses that backend's tools."""
+    failed calls are counted, not bounded: an evicted backend ends the sessions it keeps in memory, and a gateway
+    session whose backend refused a connection loses that backend's tools."""
     results, calls, failed = under_traffic(deployed, kubectl, kubeconfig, workers,
                                            lambda node: drain(kubeconfig, node), "two kubectl drains", images["client"])
     for result in results:
@@ -129,8 +138,8 @@ def test_kubectl_drain_of_both_workers_in_turn_is_paced_by_the_budgets(deployed,
 def test_the_collections_drain_of_both_workers_in_turn_fails_no_call(
         deployed, kubectl, kubeconfig, workers, run_playbook, images, tmp_path):
     """toolhive.k8s.drain_node on each node in turn moves every server pod off it, and no request reaches a pod that
-    has stopped listening (no "connection refused", which kubectl drain's evictions of the MCPServer proxies, which
-    have no preStop hook, give); kubectl drain then finds none of them to evict. What still fails is counted: the
+    has stopped listening (no "connection refused", which kubectl drain's evictions gave before the MCPServer
+    proxies had a drain); kubectl drain then finds none of them to evict. What still fails is counted: the
     backend (go-sdk's everything) keeps its MCP sessions in memory, so a moved backend pod ends the sessions it held,
     and a ToolHive proxy in front of another keeps a connection open to a pod that ends (test_password_rotation)."""
     def drain_one(node):

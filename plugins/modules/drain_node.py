@@ -22,7 +22,7 @@ description:
     Services, and once no EndpointSlice lists it (and 3 s later) it is deleted. A StatefulSet's pod is deleted and
     made again on another node, and waited for."
   - Run it before C(kubectl drain), which then finds none of these pods, and evicts the rest under their
-    PodDisruptionBudgets. An eviction stops a pod while clients may still be sent to it: its drain (a preStop sleep;
+    PodDisruptionBudgets. An eviction stops a pod while clients may still be sent to it. Its drain (a preStop sleep;
     an MCPServer proxy's pod has one only from the C(operator) role's policy) covers that, but a gateway session
     whose backend refused a connection loses that backend's tools (measured in docs/performance.md).
   - A pod a stopped run left draining (annotation C(toolhive.k8s/draining)) is taken out of its Services and

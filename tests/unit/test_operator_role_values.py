@@ -53,3 +53,15 @@ def policy_api(*served):
 @pytest.mark.parametrize("served,picked", [((GA, BETA), GA), ((BETA,), BETA), ((GA,), GA), ((), "")])
 def test_the_drain_policy_takes_the_ga_api_first_and_none_where_none_is_served(served, picked):
     assert policy_api(*served) == picked
+
+
+def test_the_drain_policy_finds_the_proxy_pods_and_container_kinds_names():
+    """The role's policy selects what kinds.py says an MCPServer proxy's pods and container are (one name per pod
+    label it shares with the table; toolhive=true keeps the other kinds' pods out)."""
+    from ansible_collections.toolhive.k8s.plugins.module_utils.kinds import SERVERS, pod_labels
+    role = yaml.safe_load((REPO / "roles/operator/vars/main.yml").read_text())
+    proxy = pod_labels("MCPServer", "proxy", "x")
+    assert role["operator_proxy_container"] == SERVERS["MCPServer"]["workloads"]["proxy"]["container"]
+    assert {k: v for k, v in proxy.items() if k in role["operator_proxy_pod_labels"]} == {
+        "app.kubernetes.io/name": role["operator_proxy_pod_labels"]["app.kubernetes.io/name"]}
+    assert role["operator_proxy_pod_labels"]["toolhive"] == "true"

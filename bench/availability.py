@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO))
 # pylint: disable=wrong-import-position
 from bench.shell import sh  # noqa: E402
 from tests.integration.host import image  # noqa: E402
+from tests.operator_release import PROXY_DRAIN  # noqa: E402
 from tests.integration.realpods.incluster import traffic_in_cluster  # noqa: E402
 from tests.integration.realpods.podclient import run  # noqa: E402
 from tests.integration.realpods.traffic import (  # noqa: E402
@@ -60,8 +61,6 @@ SERVERS = (("VirtualMCPServer", "gateway"), ("MCPServer", "everything"), ("MCPRe
 SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
 WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False}
 SETTINGS = {"with the collection's measures": ({}, "drain_node"), "without them": (WITHOUT, "kubectl")}
-# What the operator role installs for MCPServer proxy pods (roles/operator/vars/main.yml: operator_proxy_drain_name).
-PROXY_DRAIN_BINDING = "mutatingadmissionpolicybinding/toolhive-k8s-mcpserver-proxy-drain"
 OPERATIONS = ("scale", "rollout", "hpa", "drain")
 # The proxies' CPU request, which their HPAs need (the gateway has the operator's own).
 PROXY_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}}
@@ -176,12 +175,13 @@ def drain(namespace, _settings, how):
 def proxy_drain(wanted):
     """The operator role's drain of MCPServer proxy pods as WANTED for a setting: without it, its binding is deleted
     (the policy then acts on no pod), and made again as it was afterwards."""
-    found = sh("kubectl", "get", PROXY_DRAIN_BINDING, "-o", "json", check=False)
+    name = f"mutatingadmissionpolicybinding/{PROXY_DRAIN}"
+    found = sh("kubectl", "get", name, "-o", "json", check=False)
     if wanted or found.returncode != 0:
         yield
         return
     binding = json.loads(found.stdout)
-    sh("kubectl", "delete", PROXY_DRAIN_BINDING)
+    sh("kubectl", "delete", name)
     try:
         yield
     finally:

@@ -2,10 +2,14 @@
 (on kind, and with the charts of the releases that cannot run here on the newest-CRDs bed)."""
 import json
 import subprocess
+from pathlib import Path
 
 import yaml
 
 NAMESPACE = "toolhive-system"
+# The name of the MutatingAdmissionPolicy, and of its binding, that give MCPServer proxy pods their drain.
+PROXY_DRAIN = yaml.safe_load((Path(__file__).resolve().parents[1] / "roles" / "operator" / "vars" / "main.yml")
+                             .read_text())["operator_proxy_drain_name"]
 
 
 def operator_deployment(kubectl):

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from ...operator_release import chart_crd_schemas, helm_releases, operator_deployment
+from ...operator_release import PROXY_DRAIN, chart_crd_schemas, helm_releases, operator_deployment
 from ..conftest import wait_until
 from ...versions_env import pinned as versions
 from .conftest import charts
@@ -20,7 +20,6 @@ pytestmark = pytest.mark.serial
 
 RELEASE, OLDEST = versions()["TOOLHIVE_VERSION"], versions()["TOOLHIVE_OLDEST_VERSION"]
 CRDS = ["mcpservers", "virtualmcpservers", "mcpgroups"]
-DRAIN = "toolhive-k8s-mcpserver-proxy-drain"
 
 
 def recap(output):
@@ -37,7 +36,7 @@ def crd(kubectl, name):
 
 def proxy_drain(kubectl):
     """{kind: object} of the MutatingAdmissionPolicy and binding that give MCPServer proxy pods their drain, those there."""
-    found = {kind: kubectl("get", kind, DRAIN, "-o", "json", check=False)
+    found = {kind: kubectl("get", kind, PROXY_DRAIN, "-o", "json", check=False)
              for kind in ("mutatingadmissionpolicy", "mutatingadmissionpolicybinding")}
     return {kind: item for kind, item in found.items() if isinstance(item, dict)}
 
@@ -92,7 +91,7 @@ def test_install_the_oldest_supported_release(empty_cluster, operator, kubectl, 
         managers = {m["manager"] for m in found["metadata"]["managedFields"]}
         assert "toolhive.k8s" in managers, managers  # applied by the role, server-side, not by Helm
     drain = proxy_drain(kubectl)
-    assert drain["mutatingadmissionpolicybinding"]["spec"]["policyName"] == DRAIN
+    assert drain["mutatingadmissionpolicybinding"]["spec"]["policyName"] == PROXY_DRAIN
     policy = drain["mutatingadmissionpolicy"]["spec"]
     selector = policy["matchConstraints"]["objectSelector"]["matchLabels"]
     assert selector == {"app.kubernetes.io/name": "mcpserver", "toolhive": "true"}

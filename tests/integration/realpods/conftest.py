@@ -39,6 +39,13 @@ class Deployment:
                       if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
                       and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"]["conditions"]))
 
+    def drains(self, selector, container):
+        """(lifecycle hooks, grace period) of CONTAINER in each pod matching SELECTOR that is not ending."""
+        items = self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json")["items"]
+        return [(c.get("lifecycle"), p["spec"].get("terminationGracePeriodSeconds"))
+                for p in items if not p["metadata"].get("deletionTimestamp")
+                for c in p["spec"]["containers"] if c["name"] == container]
+
     def all_pods(self):
         """Every pod of the namespace, as the API returns them."""
         return self.kubectl("get", "pods", "-n", self.namespace, "-o", "json")["items"]

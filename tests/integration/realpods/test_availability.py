@@ -77,12 +77,7 @@ def test_every_server_pod_has_its_drain(deployed, kubectl):
         assert pod["terminationGracePeriodSeconds"] == grace
     template = kubectl("get", "deployment", "everything", "-n", deployed.namespace, "-o", "json")["spec"]["template"]
     assert "lifecycle" not in template["spec"]["containers"][0]
-    proxies = kubectl("get", "pods", "-n", deployed.namespace, "-l", WORKLOADS["everything-proxy"], "-o", "json")["items"]
-    assert len(proxies) == 2
-    for pod in proxies:
-        [main] = [c for c in pod["spec"]["containers"] if c["name"] == "toolhive"]
-        assert (main.get("lifecycle"), pod["spec"]["terminationGracePeriodSeconds"]) == (
-            {"preStop": {"sleep": {"seconds": 10}}}, 40), pod["metadata"]["name"]
+    assert deployed.drains(WORKLOADS["everything-proxy"], "toolhive") == [({"preStop": {"sleep": {"seconds": 10}}}, 40)] * 2
 
 
 def drain(kubeconfig, node):

@@ -146,11 +146,8 @@ def test_an_hpa_scaling_each_server_down_sends_no_call_to_a_stopped_pod(
             kind=kind, name=name, namespace=namespace, **args)} for kind, name in servers]
     play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks("scale", replicas=3)}]))
     assert run_playbook(play, extra_vars={}).returncode == 0
-    # The policy gave each MCPServer proxy pod its drain (the role's default, 10 s) as the pod was made.
-    proxies = kubectl("get", "pods", "-n", namespace, "-l", PODS[1], "-o", "json")["items"]
-    assert [container.get("lifecycle", {}).get("preStop") for pod in proxies if not pod["metadata"].get(
-        "deletionTimestamp") for container in pod["spec"]["containers"] if container["name"] == "toolhive"] == [
-        {"sleep": {"seconds": 10}}] * 3, proxies
+    # The policy gave each MCPServer proxy pod its drain (the role's default, 10 s, and a grace of 40) as it was made.
+    assert deployed.drains(PODS[1], "toolhive") == [({"preStop": {"sleep": {"seconds": 10}}}, 40)] * 3
     play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks(
         "autoscale", min_replicas=1, max_replicas=3, cpu_percent=400, release_replicas=True, behavior={"scaleDown": {
             "stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15}]}})}]))

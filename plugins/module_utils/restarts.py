@@ -13,7 +13,8 @@ A Deployment's pod is replaced in four steps, so that it never ends while a clie
 4. it is deleted, and ends its own way (its grace period).
 A rolling update deletes the old pod at once instead: clients inside the cluster that were still sent to it got
 "connection refused" (measured on running pods, docs/redis.md). The template is not touched, so no operator
-reverts anything. A StatefulSet's pods cannot be doubled: each is deleted and waited for in turn.
+reverts anything. A StatefulSet's pods cannot be doubled: each is deleted in turn, and its replacement waited for
+until it is ready behind its Services.
 What no step here prevents: a client that keeps a connection open to the pod (a ToolHive proxy in front of another)
 sends its next request on it, and the request fails if the pod closes that connection as it ends.
 """
@@ -86,9 +87,17 @@ def service_labels(services, labels):
     return sorted(remove)
 
 
-def listed_by_endpoints(client, namespace, uid):
+def selected_by_a_service(services, labels):
+    """Whether one of SERVICES selects a pod of LABELS."""
+    selectors = [(service.get("spec") or {}).get("selector") or {} for service in services]
+    return any(selector and all(labels.get(key) == value for key, value in selector.items()) for selector in selectors)
+
+
+def listed_by_endpoints(client, namespace, uid, ready=False):
+    """Whether an EndpointSlice of NAMESPACE lists the pod of UID (with READY, as ready: an absent condition is)."""
     slices = client.get(kinds.path("EndpointSlice", namespace)).get("items", [])
     return any((endpoint.get("targetRef") or {}).get("uid") == uid
+               and (not ready or (endpoint.get("conditions") or {}).get("ready", True) is not False)
                for item in slices for endpoint in item.get("endpoints") or [])
 
 
@@ -140,11 +149,30 @@ def finish_draining(client, pod, deadline):
 
 
 def delete_in_turn(client, statefulset, pod, deadline):
+    """POD of STATEFULSET deleted, and its replacement waited for until it is ready and every node sends to it: the
+    StatefulSet's ready count can still hold the deleted pod when its replacement appears, and a next pod deleted
+    then leaves a Service with no pod ready (seen: drain_node's second backend, "connection refused" for 2 s)."""
     namespace, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
-    client.delete(kinds.path("Pod", namespace, name), preconditions={"uid": uid})
-    waiter.poll_until("pod %s/%s to be made again" % (namespace, name), lambda: (
-        (client.get_or_none(kinds.path("Pod", namespace, name)) or {}).get("metadata", {}).get("uid") not in (None, uid)),
-        deadline)
+    pod_path = kinds.path("Pod", namespace, name)
+    client.delete(pod_path, preconditions={"uid": uid})
+
+    def ready_replacement():
+        new = client.get_or_none(pod_path)
+        if not new or new["metadata"]["uid"] == uid:
+            return None
+        if waiter.pod_ready(new):
+            return new
+        stuck, _other = waiter.pod_troubles([new])
+        if stuck:
+            raise waiter.Stuck("StatefulSet %s/%s cannot make pod %s again: %s. %s" % (
+                namespace, statefulset["metadata"]["name"], name, "; ".join(stuck), waiter.STUCK_FIX))
+        return None
+    new = waiter.poll_until("pod %s/%s to be made again and ready" % (namespace, name), ready_replacement, deadline)
+    services = client.get(kinds.path("Service", namespace)).get("items", [])
+    if selected_by_a_service(services, new["metadata"].get("labels") or {}):
+        waiter.poll_until("pod %s/%s to be ready in its Services' EndpointSlices" % (namespace, name),
+                          lambda: listed_by_endpoints(client, namespace, new["metadata"]["uid"], ready=True), deadline)
+        time.sleep(NODES_CATCH_UP)
     waiter.wait_ready(client, [("StatefulSet", namespace, statefulset["metadata"]["name"])],
                       max(1, deadline - time.time()))
 

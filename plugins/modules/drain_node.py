@@ -20,7 +20,8 @@ description:
   - "A Deployment's pod moves as M(toolhive.k8s.rollout_restart) replaces one: it leaves its ReplicaSet, which makes a
     replacement on another node while the pod still serves; once the replacement is ready, the pod leaves its
     Services, and once no EndpointSlice lists it (and 3 s later) it is deleted. A StatefulSet's pod is deleted and
-    made again on another node, and waited for."
+    made again on another node, and the next one only once it is ready in its Services' EndpointSlices (and 3 s
+    later)."
   - Run it before C(kubectl drain), which then finds none of these pods, and evicts the rest under their
     PodDisruptionBudgets. An eviction stops a pod while clients may still be sent to it. Its drain (a preStop sleep;
     an MCPServer proxy's pod has one only from the C(operator) role's policy) covers that, but a gateway session

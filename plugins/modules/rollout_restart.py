@@ -21,7 +21,8 @@ description:
     deleted and ends in its grace period. The pod carries the annotation C(toolhive.k8s/draining) meanwhile."
   - The workloads' templates are not changed, so there is no rollout for the ToolHive operator to undo, and the
     number of ready pods never drops below the wanted replicas. A StatefulSet's pods cannot be doubled; each is
-    deleted and waited for in turn.
+    deleted in turn, and the next only once its replacement is ready and listed as ready in its Services'
+    EndpointSlices (and 3 s later).
   - A pod that a stopped run left draining (out of its ReplicaSet) is taken out of its Services and deleted first.
   - A pod that cannot start (an image that cannot be pulled, a crash loop) fails the task at once, naming the pod
     and its reason; the workloads not yet restarted are left as they were.

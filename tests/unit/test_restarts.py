@@ -100,3 +100,27 @@ def test_a_scale_down_removes_the_pods_not_ready_then_those_of_the_fullest_node_
     order = [p["metadata"]["name"] for p in restarts.removal_order(pods)]
     # Not ready first, though oldest; then node a (2 pods there), newest first; then b (1).
     assert order == ["c-starting", "a-new", "a-old", "b-only"]
+
+
+def test_a_replaced_statefulset_pod_counts_once_a_service_selects_it_and_its_endpoint_is_ready():
+    services = [{"spec": {"selector": {"app": "greeter", "toolhive-basename": "greeter"}}},
+                {"spec": {}}]  # no selector: endpoints kept by hand, never waited for
+    assert restarts.selected_by_a_service(services, {"app": "greeter", "toolhive-basename": "greeter", "x": "y"})
+    assert not restarts.selected_by_a_service(services, {"app": "greeter"})
+
+    class Slices:
+        def __init__(self, *endpoints):
+            self.endpoints = list(endpoints)
+
+        def get(self, path, **params):
+            assert path.endswith("/endpointslices"), path
+            return {"items": [{"endpoints": self.endpoints}]}
+
+    def endpoint(uid, **conditions):
+        return {"targetRef": {"uid": uid}, **({"conditions": conditions} if conditions else {})}
+    # The new pod listed but not ready yet (the EndpointSlice controller's view lags the pod's): not yet.
+    assert restarts.listed_by_endpoints(Slices(endpoint("new", ready=False)), "ns", "new")
+    assert not restarts.listed_by_endpoints(Slices(endpoint("new", ready=False)), "ns", "new", ready=True)
+    assert restarts.listed_by_endpoints(Slices(endpoint("new", ready=True)), "ns", "new", ready=True)
+    assert restarts.listed_by_endpoints(Slices(endpoint("new")), "ns", "new", ready=True)  # absent: ready
+    assert not restarts.listed_by_endpoints(Slices(endpoint("old", ready=True)), "ns", "new", ready=True)

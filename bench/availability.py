@@ -2,9 +2,11 @@
 
 Needs the kind bed with two workers (testbed/kind.sh, KUBECONFIG=.kind/kubeconfig), its local images and the
 operator. For each setting, one job is deployed with playbooks/deploy.yml into a fresh namespace: the standalone
-Redis, the MCPServer `everything` (go-sdk's, 2 proxies scaled through its workload, 1 backend), a VirtualMCPServer
-`gateway` of 2 and an MCPRemoteProxy `upstream` of 2 in front of `everything`, Redis session storage,
-`sessionAffinity: None` (tests/integration/realpods/traffic.py's everything_job). Then each operation runs while real MCP clients call
+Redis, the MCPServer --server (2 proxies scaled through its workload), a VirtualMCPServer `gateway` of 2 and an
+MCPRemoteProxy `upstream` of 2 in front of it, Redis session storage, `sessionAffinity: None`
+(tests/integration/realpods/traffic.py's traffic_job). --server says which: `greeter` (the default; the test bed's
+stateless greeter, which keeps no session, 2 backends) or `everything` (go-sdk's, which keeps its sessions in
+memory, 1 backend: several would each hold some, and a moved backend pod ends those it held, test_backend_sessions.py). Then each operation runs while real MCP clients call
 (traffic.py: on each of the 3 Services one long-lived session and a stream of new sessions, `tools/call`, at most --limit
 calls per client, stopped 5 s after the operation). --client says from where: `in-cluster` (the default) from a pod on
 the control plane's node to each Service's DNS name, as a user's client in the cluster calls (incluster.py);
@@ -30,7 +32,7 @@ The settings:
 Each row: calls, failed calls by cause, and the longest time a client went without an answer.
 
     KUBECONFIG=... python bench/availability.py [--limit 6000] [--operations scale,rollout,hpa,drain]
-        [--client in-cluster|api-server] [--markdown F]
+        [--server greeter|everything] [--client in-cluster|api-server] [--markdown F]
 
 The goal (issue 25): 0 failed calls of at least 10,000 across the operations, with the measures.
 """
@@ -55,9 +57,8 @@ from tests.operator_release import PROXY_DRAIN  # noqa: E402
 from tests.integration.realpods.incluster import traffic_in_cluster  # noqa: E402
 from tests.integration.realpods.podclient import run  # noqa: E402
 from tests.integration.realpods.traffic import (  # noqa: E402
-    SERVICES, causes, counted, everything_job, first_of_each_cause, longest_gap, traffic_during)
+    TEST_SERVERS, causes, counted, first_of_each_cause, longest_gap, services, traffic_job, traffic_during)
 
-SERVERS = (("VirtualMCPServer", "gateway"), ("MCPServer", "everything"), ("MCPRemoteProxy", "upstream"))
 SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
 WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False}
 SETTINGS = {"with the collection's measures": ({}, "drain_node"), "without them": (WITHOUT, "kubectl")}
@@ -79,11 +80,18 @@ def playbook(plays_or_path, extra_vars=None):
         return sh("ansible-playbook", path, "-e", f"@{variables}")
 
 
-def job(namespace, settings, resources=None):
-    """One backend, and the MCPServer without its replica field (docs/usage.md, "Pods that move": any change of an
-    MCPServer rolls its proxies and backend, and several backends lose the sessions they hold in memory)."""
-    variables = everything_job(namespace, {"redis": image("redis-debian"), "everything": image("go-sdk-everything")},
-                               "availability", backend_replicas=1, **settings)
+def servers(server):
+    """(kind, name) of the job's three servers."""
+    return (("VirtualMCPServer", "gateway"), ("MCPServer", server), ("MCPRemoteProxy", "upstream"))
+
+
+def job(namespace, server, settings, resources=None):
+    """The MCPServer without its replica field (docs/usage.md, "Pods that move": any change of an MCPServer rolls its
+    proxies and backend)."""
+    images = {"redis": image("redis-debian"), "everything": image("go-sdk-everything"),
+              "stateless": image("stateless-greeter")}
+    variables = traffic_job(namespace, images, "availability", backend_replicas=1 if server == "everything" else 2,
+                            server=server, **settings)
     del variables["mcpserver_servers"][0]["replicas"]
     variables["mcpserver_servers"][0]["resources"] = PROXY_RESOURCES
     # Other resources give the gateway and the remote proxy a new pod template (rollout).
@@ -109,15 +117,15 @@ def scale_to(namespace, kind, name, replicas, how):
             "kind": kind, "name": name, "namespace": namespace, "replicas": replicas}}]}])
 
 
-def scale(namespace, _settings, how):
+def scale(namespace, server, _settings, how):
     for replicas in (1, 3, 2):
-        for kind, name in SERVERS:
+        for kind, name in servers(server):
             scale_to(namespace, kind, name, replicas, how)
 
 
-def rollout(namespace, settings, _how):
+def rollout(namespace, server, settings, _how):
     # Other requests, which an HPA can still act on (hpa runs after it): at 7m, the gateway's 3 pods used 1,304% of it.
-    playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings, ROLLED_RESOURCES))
+    playbook(REPO / "playbooks" / "deploy.yml", job(namespace, server, settings, ROLLED_RESOURCES))
 
 
 def one_pod(namespace, kind, name):
@@ -128,24 +136,24 @@ def one_pod(namespace, kind, name):
     return deployment["spec"]["replicas"] == 1 and len(pods["items"]) == 1
 
 
-def hpa(namespace, _settings, how):
-    for kind, name in SERVERS:
+def hpa(namespace, server, _settings, how):
+    for kind, name in servers(server):
         scale_to(namespace, kind, name, 3, how)
 
     def autoscale(**args):
         playbook([{"hosts": "localhost", "gather_facts": False, "tasks": [{"toolhive.k8s.autoscale": dict(
-            kind=kind, name=name, namespace=namespace, **args)} for kind, name in SERVERS]}])
+            kind=kind, name=name, namespace=namespace, **args)} for kind, name in servers(server)]}])
     autoscale(min_replicas=1, max_replicas=3, cpu_percent=400, release_replicas=True, behavior={"scaleDown": {
         "stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15}]}})
     try:
         deadline = time.monotonic() + 300
-        while not all(one_pod(namespace, kind, name) for kind, name in SERVERS):
+        while not all(one_pod(namespace, kind, name) for kind, name in servers(server)):
             if time.monotonic() > deadline:
                 raise RuntimeError("the HPAs did not take every server to one pod in 300 s")
             time.sleep(2)
     finally:
         autoscale(state="absent")
-    for kind, name in SERVERS:
+    for kind, name in servers(server):
         scale_to(namespace, kind, name, 2, "scale")
 
 
@@ -155,7 +163,7 @@ def workers():
                   if not any(t.get("effect") == "NoSchedule" for t in n["spec"].get("taints") or []))
 
 
-def drain(namespace, _settings, how):
+def drain(namespace, server, _settings, how):
     for node in workers():
         try:
             if how == "drain_node":
@@ -166,9 +174,9 @@ def drain(namespace, _settings, how):
         finally:
             sh("kubectl", "uncordon", node, check=False)
     # A drain does not wait for the replacements: the next operation starts with every workload whole.
-    for kind, name in SERVERS:
+    for kind, name in servers(server):
         sh("kubectl", "wait", "-n", namespace, "--for=condition=Ready", f"{kind.lower()}/{name}", "--timeout=300s")
-    sh("kubectl", "rollout", "status", "-n", namespace, "statefulset/everything", "--timeout=300s")
+    sh("kubectl", "rollout", "status", "-n", namespace, f"statefulset/{server}", "--timeout=300s")
 
 
 @contextlib.contextmanager
@@ -189,15 +197,16 @@ def proxy_drain(wanted):
         sh("kubectl", "create", "-f", "-", stdin=json.dumps(dict(binding, metadata=kept)))
 
 
-def measured(namespace, operation, settings, how, client, limit):
+def measured(namespace, server, operation, settings, how, client, limit):
     def action():
         started = time.monotonic()
-        operation(namespace, settings, how)
+        operation(namespace, server, settings, how)
         return time.monotonic() - started
     if client == "in-cluster":
-        traffic = traffic_in_cluster(os.environ["KUBECONFIG"], namespace, SERVICES, action, image("mcp-client"), limit)
+        traffic = traffic_in_cluster(os.environ["KUBECONFIG"], namespace, services(server), action,
+                                     image("mcp-client"), limit)
     else:
-        traffic = traffic_during(os.environ["KUBECONFIG"], namespace, SERVICES, action, limit)
+        traffic = traffic_during(os.environ["KUBECONFIG"], namespace, services(server), action, limit)
     seconds, tallies = run(traffic, timeout=1800)
     calls, failed, summary = counted(tallies)
     return {"seconds": seconds, "calls": calls, "failed": len(failed), "causes": causes(failed),
@@ -211,6 +220,7 @@ def main():
     parser.add_argument("--limit", type=int, default=6000, help="calls per client, at most")
     parser.add_argument("--client", choices=("in-cluster", "api-server"), default="in-cluster")
     parser.add_argument("--operations", default=",".join(OPERATIONS))
+    parser.add_argument("--server", choices=sorted(TEST_SERVERS), default="greeter")
     parser.add_argument("--markdown", type=Path, help="also write the result here")
     args = parser.parse_args()
     operations = args.operations.split(",")
@@ -225,11 +235,12 @@ def main():
         namespace = f"avail-{uuid.uuid4().hex[:6]}"
         with proxy_drain(how == "drain_node"):
             try:
-                playbook(REPO / "playbooks" / "deploy.yml", job(namespace, settings))
-                scale_to(namespace, "MCPServer", "everything", 2, "scale")  # its 2 proxies, with no replica field
+                playbook(REPO / "playbooks" / "deploy.yml", job(namespace, args.server, settings))
+                scale_to(namespace, "MCPServer", args.server, 2, "scale")  # its 2 proxies, with no replica field
                 for name in operations:
                     try:
-                        result = measured(namespace, globals()[name], settings, how, args.client, args.limit)
+                        result = measured(namespace, args.server, globals()[name], settings, how, args.client,
+                                          args.limit)
                     except Exception as exc:  # pylint: disable=broad-except  # a row; the job's state is unknown then
                         result = {"error": str(exc)}
                     rows.append((setting, name, result))
@@ -238,8 +249,8 @@ def main():
                         break
             finally:
                 sh("kubectl", "delete", "namespace", namespace, "--ignore-not-found", "--timeout=300s", check=False)
-    lines = [f"machine: {platform.node()}, {os.cpu_count()} cores; 6 clients ({args.client}), at most {args.limit} "
-             f"calls each", "",
+    lines = [f"machine: {platform.node()}, {os.cpu_count()} cores; the MCPServer {args.server}; 6 clients "
+             f"({args.client}), at most {args.limit} calls each", "",
              "| setting | operation | took (s) | calls | failed | by cause | longest without an answer (s) |",
              "|---|---|---:|---:|---:|---|---:|"]
     for setting, name, r in rows:

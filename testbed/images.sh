@@ -42,7 +42,10 @@ for release in $releases; do
 done
 everything_image="$local_repo/go-sdk-everything:$GO_SDK_VERSION"
 # The tests' MCP client inside the cluster: its tag is the SDK's version (testbed/images/mcp-client.txt).
-client_image="$local_repo/mcp-client:$(sed -n 's/^mcp==//p' "$here/images/mcp-client.txt")"
+sdk_version=$(sed -n 's/^mcp==//p' "$here/images/mcp-client.txt")
+client_image="$local_repo/mcp-client:$sdk_version"
+# An MCP server that keeps no session (testbed/images/stateless-greeter.py), on the client's SDK.
+greeter_image="$local_repo/stateless-greeter:$sdk_version"
 # The kind bed's metrics-server (installed with its own chart by testbed/kind.sh).
 metrics_image="registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
 # dockyard (stacklok/dockyard) builds these two from the same PyPI / npm release: testbed/images/PUBLIC.md.
@@ -56,7 +59,7 @@ local_path_helper_image="$local_repo/local-path-helper:$busybox_tag"
 
 if [[ ${1:-} == names ]]; then
   printf '%s\n' "$pause_image" "$coredns_image" "$redis_image" "${toolhive_images[@]}" \
-    "$everything_image" "$client_image" "$time_image" "$server_everything_image" "$metrics_image" \
+    "$everything_image" "$client_image" "$greeter_image" "$time_image" "$server_everything_image" "$metrics_image" \
     "$local_path_image" "$local_path_helper_image"
   exit 0
 fi
@@ -257,6 +260,12 @@ pack time "$time_image" "$p" --entrypoint "[\"$venv/bin/mcp-server-time\"]" --us
 c="$work/mcp-client"
 python_rootfs "$c" /opt/mcp-client "$here/images/mcp-client.txt"
 pack mcp-client "$client_image" "$c" --entrypoint '["/opt/mcp-client/bin/python3"]' --user 65532 \
+  --env "PATH=/opt/mcp-client/bin:/usr/bin:/bin" --env PYTHONDONTWRITEBYTECODE=1 --env PYTHONUNBUFFERED=1
+# The stateless greeter: the same root filesystem and its server's one file.
+mv "$c" "$work/stateless-greeter"
+cp "$here/images/stateless-greeter.py" "$work/stateless-greeter/opt/stateless-greeter.py"
+pack stateless-greeter "$greeter_image" "$work/stateless-greeter" \
+  --entrypoint '["/opt/mcp-client/bin/python3", "/opt/stateless-greeter.py"]' --user 65532 \
   --env "PATH=/opt/mcp-client/bin:/usr/bin:/bin" --env PYTHONDONTWRITEBYTECODE=1 --env PYTHONUNBUFFERED=1
 # server-everything: what dockyard's npx image holds (npm install of the pinned release in /app, run as
 # the npm package's bin) on this machine's node (package nodejs); package-lock.json pins the dependencies.

@@ -20,7 +20,7 @@ import pytest
 from .conftest import REPO, deploy
 from .incluster import traffic_in_cluster
 from .podclient import run
-from .traffic import SERVICES, counted, everything_job
+from .traffic import SERVICES, counted, traffic_job
 
 # Alone, after the others (-m serial): it counts failed calls under load, which other modules' work would add to.
 pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
@@ -31,7 +31,7 @@ MAX_SECONDS = 420
 
 
 def deploy_vars(namespace, images, **extra):
-    return everything_job(namespace, images, "rotation", backend_replicas=1, **extra)
+    return traffic_job(namespace, images, "rotation", backend_replicas=1, **extra)
 
 
 @pytest.fixture(scope="module")

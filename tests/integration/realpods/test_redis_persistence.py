@@ -7,7 +7,7 @@ pod, on the same volume, loads every session back. Without it (a Deployment, emp
 
 Each test deploys with playbooks/deploy.yml in a namespace of its own: Redis, the MCPServer `everything` (go-sdk's,
 2 proxies, 1 backend) and a VirtualMCPServer `gateway` of 2 in front of it, with Redis session storage and
-`sessionAffinity: None` (traffic.everything_job without its remote proxy). A real client (the official `mcp` SDK, the
+`sessionAffinity: None` (traffic.traffic_job without its remote proxy). A real client (the official `mcp` SDK, the
 API server's service proxy to the gateway's Service) opens a session and calls a tool; the Redis pod is deleted and
 its replacement waited for (Ready); the same open session, idle meanwhile, calls again. While Redis restarts another
 long-lived session and a stream of new sessions call without pause (traffic.traffic_during): what they see is
@@ -22,7 +22,7 @@ import pytest
 from .conftest import deploy, wait_until
 from .podclient import run
 from .serviceclient import service_session, service_tools
-from .traffic import SERVICES, causes, counted, everything_job, greeted, traffic_during
+from .traffic import SERVICES, causes, counted, traffic_job, greeted, traffic_during
 
 pytestmark = pytest.mark.usefixtures("real_nodes")
 
@@ -50,7 +50,7 @@ def deployed(run_playbook, kubectl, kubeconfig, namespace, images, persistence):
         except Exception:  # pylint: disable=broad-except  # not serving yet: asked again a second later
             return False
 
-    job = everything_job(namespace, images, "persistence", backend_replicas=1, redis_persistence=persistence,
+    job = traffic_job(namespace, images, "persistence", backend_replicas=1, redis_persistence=persistence,
                          mcpremoteproxy_proxies=[])
     return deploy(run_playbook, kubectl, job, serving)
 

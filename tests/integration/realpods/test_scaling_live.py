@@ -21,7 +21,7 @@ import pytest
 from .conftest import REPO, deploy, wait_until
 from .incluster import traffic_in_cluster
 from .podclient import run
-from .traffic import KEPT_CONNECTION, PROXY_502, SERVICES, causes, everything_job, timed, traffic_report
+from .traffic import KEPT_CONNECTION, PROXY_502, SERVICES, causes, traffic_job, timed, traffic_report
 
 # Alone, after the others (-m serial): it counts failed calls under load, which other modules' work would add to.
 pytestmark = [pytest.mark.usefixtures("real_nodes"), pytest.mark.serial]
@@ -46,7 +46,7 @@ def job(namespace, images, **extra):
     """The MCPServer without its replica field: scaled through it, the operator would roll every proxy pod and the
     backend at each scale (kinds.py "spec_change_rolls"); without it, scale sets the proxy Deployment's scale
     subresource, as `kubectl scale` does."""
-    variables = everything_job(namespace, images, "scaling", backend_replicas=1, **extra)
+    variables = traffic_job(namespace, images, "scaling", backend_replicas=1, **extra)
     del variables["mcpserver_servers"][0]["replicas"]
     # The proxies get a CPU request, which their HPAs need (the gateway has the operator's own).
     variables["mcpserver_servers"][0]["resources"] = PROXY_RESOURCES

@@ -11,21 +11,31 @@ import time
 from .serviceclient import service_session
 
 PROXY_PORT, GATEWAY_PORT = 8080, 4483
-# The job the traffic tests deploy (everything_job), and their clients' Services: Service, port and go-sdk
-# everything's greet tool there (the gateway prefixes each backend's tools with its name).
-SERVICES = {"gateway": ("vmcp-gateway", GATEWAY_PORT, "everything_greet"),
-            "proxy": ("mcp-everything-proxy", PROXY_PORT, "greet"),
+# The MCP servers the traffic tests deploy (traffic_job), by name: conftest's image of each. Both answer `greet`
+# alike. go-sdk's `everything` keeps its MCP sessions in memory; the stateless greeter (testbed/images) keeps none,
+# so its pods can move under a session without ending it.
+TEST_SERVERS = {"everything": "everything", "greeter": "stateless"}
+
+
+def services(server="everything"):
+    """The clients' Services of traffic_job(server=SERVER): {name: (Service, port, the tool called there)}; the
+    gateway prefixes each backend's tools with its name."""
+    return {"gateway": ("vmcp-gateway", GATEWAY_PORT, f"{server}_greet"),
+            "proxy": (f"mcp-{server}-proxy", PROXY_PORT, "greet"),
             "remote proxy": ("mcp-upstream-remote-proxy", PROXY_PORT, "greet")}
 
 
-def everything_job(namespace, images, group, backend_replicas, **extra):
-    """deploy.yml's variables: Redis, the MCPServer `everything` (2 proxies), a VirtualMCPServer `gateway` of 2 and an
-    MCPRemoteProxy `upstream` of 2 in front of `everything`, all with Redis and sessionAffinity None."""
+SERVICES = services()
+
+
+def traffic_job(namespace, images, group, backend_replicas, server="everything", **extra):
+    """deploy.yml's variables: Redis, the MCPServer SERVER (TEST_SERVERS; 2 proxies), a VirtualMCPServer `gateway` of 2
+    and an MCPRemoteProxy `upstream` of 2 in front of SERVER, all with Redis and sessionAffinity None."""
     return dict({
         "toolhive_namespace": namespace,
         "toolhive_group": group,
         "redis_image": images["redis"],
-        "mcpserver_servers": [{"name": "everything", "image": images["everything"], "transport": "streamable-http",
+        "mcpserver_servers": [{"name": server, "image": images[TEST_SERVERS[server]], "transport": "streamable-http",
                                "mcp_port": PROXY_PORT, "replicas": 2, "backend_replicas": backend_replicas,
                                "session_affinity": "None"}],
         "vmcp_instances": [{"name": "gateway", "replicas": 2, "session_affinity": "None"}],
@@ -33,7 +43,7 @@ def everything_job(namespace, images, group, backend_replicas, **extra):
             # In no group: the gateway's health check reaches a remote proxy without its path (/mcp) and marks the
             # gateway BackendsDegraded, not Ready (v0.47.0, seen on running pods).
             "name": "upstream", "replicas": 2, "session_affinity": "None", "group": "",
-            "remote_url": f"http://mcp-everything-proxy.{namespace}.svc:{PROXY_PORT}/mcp"}],
+            "remote_url": f"http://mcp-{server}-proxy.{namespace}.svc:{PROXY_PORT}/mcp"}],
     }, **extra)
 
 
@@ -64,7 +74,7 @@ class Tally:
 
 
 def greeted(answer, name):
-    """None when ANSWER is go-sdk everything's greeting of NAME, else what it was."""
+    """None when ANSWER is the test servers' greeting of NAME, else what it was."""
     texts = [getattr(c, "text", c) for c in answer.content]
     return None if not answer.is_error and texts == [f"Hi {name}"] else f"answered {texts} (is_error {answer.is_error})"
 

@@ -5,15 +5,16 @@ operator. For each setting, one job is deployed with playbooks/deploy.yml into a
 Redis, the MCPServer --server (2 proxies scaled through its workload), a VirtualMCPServer `gateway` of 2 and an
 MCPRemoteProxy `upstream` of 2 in front of it, Redis session storage, `sessionAffinity: None`
 (tests/integration/realpods/traffic.py's traffic_job). --server says which: `greeter` (the default; the test bed's
-stateless greeter, which keeps no session, 2 backends) or `everything` (go-sdk's, which keeps its sessions in
-memory, 1 backend: several would each hold some, and a moved backend pod ends those it held, test_backend_sessions.py). Then each operation runs while real MCP clients call
-(traffic.py: on each of the 3 Services one long-lived session and a stream of new sessions, `tools/call`, at most --limit
-calls per client, stopped 5 s after the operation). --client says from where: `in-cluster` (the default) from a pod on
+stateless greeter, which keeps no session; 2 backends) or `everything` (go-sdk's, which keeps its sessions in
+memory; 1 backend: several would each hold some, and a backend pod that moves ends some of those it held,
+test_backend_sessions.py). Then each operation runs while real MCP clients call (traffic.py: on each of the 3
+Services one long-lived session and a stream of new sessions, `tools/call`, at most --limit calls per client, stopped
+5 s after the operation). --client says from where: `in-cluster` (the default) from a pod on
 the control plane's node to each Service's DNS name, as a user's client in the cluster calls (incluster.py);
 `api-server` from this host through the API server's service proxy, which sends each request to any ready pod, and
 itself breaks off about 1 answer in 2,000 (docs/performance.md):
 
-- scale: each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; its one backend stays);
+- scale: each server 2 -> 1 -> 3 -> 2 (the MCPServer's proxies; its backends stay);
 - rollout: deploy.yml with new resources for the gateway and the remote proxy, so their Deployments roll;
 - hpa: each server at 3, then an HPA on each (toolhive.k8s.autoscale in both settings: 1 to 3 at 400% of a CPU
   request the traffic stays under, no scale-down window) takes it to 1; the HPAs are removed and each server set back

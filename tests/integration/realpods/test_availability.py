@@ -42,9 +42,8 @@ def workers(kubectl, kubeconfig):
 def deployed(run_playbook, kubectl, fresh_namespace, images, workers):
     def serving(deployment):
         return all(len(deployment.pods(selector)) == 2 for selector in WORKLOADS.values())
-    return deploy(run_playbook, kubectl, traffic_job(fresh_namespace, images, "availability", backend_replicas=2,
-                                                        server=SERVER),
-                  serving)
+    job = traffic_job(fresh_namespace, images, "availability", backend_replicas=2, server=SERVER)
+    return deploy(run_playbook, kubectl, job, serving)
 
 
 def nodes_of(kubectl, namespace, selector):

@@ -51,7 +51,7 @@ def deployed(run_playbook, kubectl, kubeconfig, namespace, images, persistence):
             return False
 
     job = traffic_job(namespace, images, "persistence", backend_replicas=1, redis_persistence=persistence,
-                         mcpremoteproxy_proxies=[])
+                      mcpremoteproxy_proxies=[])
     return deploy(run_playbook, kubectl, job, serving)
 
 

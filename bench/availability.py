@@ -90,7 +90,7 @@ def job(namespace, server, settings, resources=None):
     """The MCPServer without its replica field (docs/usage.md, "Pods that move": any change of an MCPServer rolls its
     proxies and backend)."""
     images = {"redis": image("redis-debian"), "everything": image("go-sdk-everything"),
-              "stateless": image("stateless-greeter")}
+              "greeter": image("stateless-greeter")}
     variables = traffic_job(namespace, images, "availability", backend_replicas=1 if server == "everything" else 2,
                             server=server, **settings)
     del variables["mcpserver_servers"][0]["replicas"]

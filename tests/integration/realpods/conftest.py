@@ -84,6 +84,6 @@ def fresh_namespace(kubectl):
 @pytest.fixture(scope="session")
 def images():
     """The test bed's local images (testbed/images.sh names); `client` is the in-cluster MCP client's (incluster.py),
-    `stateless` the server that keeps no session (traffic.TEST_SERVERS)."""
+    `greeter` the server that keeps no session (traffic.TEST_SERVERS)."""
     return {"redis": image("redis-debian"), "everything": image("go-sdk-everything"),
-            "stateless": image("stateless-greeter"), "client": image("mcp-client")}
+            "greeter": image("stateless-greeter"), "client": image("mcp-client")}

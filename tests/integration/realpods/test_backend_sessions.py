@@ -99,7 +99,10 @@ def test_a_replaced_backend_pods_sessions_come_back_on_a_post_but_not_on_a_strea
     # ToolHive's proxy runner looks at its backend every 5 s, and ends (its container restarts) when it finds none
     # running: one look after the new pod is Ready, any such restart has begun.
     time.sleep(MONITOR_SECONDS + 1)
-    wait_until("the proxy Ready", lambda: deployed.pods(PROXY), timeout=120)
+    wait_until("the proxy ready behind its Service", lambda: deployed.pods(PROXY) and any(
+        (e.get("conditions") or {}).get("ready") for item in kubectl(
+            "get", "endpointslices", "-n", deployed.namespace, "-l", "kubernetes.io/service-name=mcp-everything-proxy",
+            "-o", "json")["items"] for e in item.get("endpoints") or []), timeout=120)
     print(f"\nthe backend pod was replaced in {time.monotonic() - started:.1f} s; the proxy restarted "
           f"{proxy_restarts(kubectl, deployed.namespace) - restarts} time(s)")
 

@@ -11,10 +11,10 @@ import time
 from .serviceclient import service_session
 
 PROXY_PORT, GATEWAY_PORT = 8080, 4483
-# The MCP servers the traffic tests deploy (traffic_job), by name: conftest's image of each. Both answer `greet`
-# alike. go-sdk's `everything` keeps its MCP sessions in memory; the stateless greeter (testbed/images) keeps none,
-# so its pods can move under a session without ending it.
-TEST_SERVERS = {"everything": "everything", "greeter": "stateless"}
+# The MCP servers the traffic tests deploy (traffic_job), each named as its image is in conftest's images(). Both
+# answer `greet` alike. go-sdk's `everything` keeps its MCP sessions in memory; the stateless greeter
+# (testbed/images) keeps none, so its pods can move under a session without ending it.
+TEST_SERVERS = ("everything", "greeter")
 
 
 def services(server="everything"):
@@ -35,7 +35,7 @@ def traffic_job(namespace, images, group, backend_replicas, server="everything",
         "toolhive_namespace": namespace,
         "toolhive_group": group,
         "redis_image": images["redis"],
-        "mcpserver_servers": [{"name": server, "image": images[TEST_SERVERS[server]], "transport": "streamable-http",
+        "mcpserver_servers": [{"name": server, "image": images[server], "transport": "streamable-http",
                                "mcp_port": PROXY_PORT, "replicas": 2, "backend_replicas": backend_replicas,
                                "session_affinity": "None"}],
         "vmcp_instances": [{"name": "gateway", "replicas": 2, "session_affinity": "None"}],

@@ -50,6 +50,11 @@ class Proxy:
         answer = self.client.post("/mcp", json=message, headers=headers)
         return answer.status_code, answer.headers.get("mcp-session-id"), answer.text
 
+    def greet(self, session):
+        """(status, body) of `greet` called in SESSION."""
+        status, _session, body = self.post(GREET, session)
+        return status, body
+
     def opened(self):
         """A new session, initialized as a client does: its Mcp-Session-Id."""
         status, session, body = self.post(INITIALIZE)
@@ -87,7 +92,7 @@ def test_a_replaced_backend_pods_sessions_come_back_on_a_post_but_not_on_a_strea
     proxy = Proxy(kubeconfig, deployed.namespace)
     posting, streaming = proxy.opened(), proxy.opened()
     for session in (posting, streaming):
-        status, _, body = proxy.post(GREET, session)
+        status, body = proxy.greet(session)
         assert status == 200 and GREETING in body, (status, body)
 
     [old] = pod_uids(kubectl, deployed.namespace, BACKEND)
@@ -107,12 +112,12 @@ def test_a_replaced_backend_pods_sessions_come_back_on_a_post_but_not_on_a_strea
           f"{proxy_restarts(kubectl, deployed.namespace) - restarts} time(s)")
 
     # A POST first: the proxy re-creates the backend session, and the session goes on, its stream too.
-    status, _, body = proxy.post(GREET, posting)
+    status, body = proxy.greet(posting)
     assert status == 200 and GREETING in body, (status, body)
     assert proxy.stream(posting)[0] == 200
     # The stream first: the backend's own 404 reaches the client, which must then end the session (MCP).
     assert proxy.stream(streaming) == (404, "session not found\n")
     # The POST after it is served (the proxy re-creates the backend session then): too late for go-sdk's client, which
     # ended the session at the 404.
-    status, _, body = proxy.post(GREET, streaming)
+    status, body = proxy.greet(streaming)
     assert status == 200 and GREETING in body, (status, body)

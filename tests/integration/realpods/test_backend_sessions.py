@@ -8,8 +8,8 @@ in Redis, and on the backend's 404 sends the session's stored `initialize` again
 re-initialization"). It sends that `initialize` with the headers of the request that met the 404. A GET (the
 standalone SSE stream, which go-sdk's client, the vMCP's among them, opens again first when its stream breaks) accepts
 only `text/event-stream`, and a streamable-HTTP server refuses a POST that does not also accept JSON (400). So the
-proxy answers the GET with the backend's 404, and the client ends its session. ToolHive v0.47.0 to v0.66.0 (the
-newest release) build the `initialize` that way (`reinitializeAndReplay` in pkg/transport/proxy/transparent).
+proxy answers the GET with the backend's 404, and the client ends its session. ToolHive v0.44.0 to v0.66.0 (every
+supported release) build the `initialize` that way (`reinitializeAndReplay` in pkg/transport/proxy/transparent).
 
 Raw HTTP through the API server's service proxy: the order of the requests is the point.
 """

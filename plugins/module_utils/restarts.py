@@ -75,9 +75,9 @@ def service_labels(services, labels):
     KEPT_LABELS; None when a Service selects only on KEPT_LABELS (the pod cannot leave it)."""
     remove = set()
     for service in services:
-        selector = (service.get("spec") or {}).get("selector") or {}
-        if not selector or any(labels.get(key) != value for key, value in selector.items()):
-            continue  # selects another pod, or no pod (its endpoints are kept by hand)
+        if not selects(service, labels):
+            continue
+        selector = service["spec"]["selector"]
         if remove & set(selector):
             continue
         candidates = sorted(key for key in selector if key not in KEPT_LABELS)
@@ -87,10 +87,10 @@ def service_labels(services, labels):
     return sorted(remove)
 
 
-def selected_by_a_service(services, labels):
-    """Whether one of SERVICES selects a pod of LABELS."""
-    selectors = [(service.get("spec") or {}).get("selector") or {} for service in services]
-    return any(selector and all(labels.get(key) == value for key, value in selector.items()) for selector in selectors)
+def selects(service, labels):
+    """Whether SERVICE selects a pod of LABELS; one without a selector selects none (its endpoints are kept by hand)."""
+    selector = (service.get("spec") or {}).get("selector") or {}
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
 
 
 def listed_by_endpoints(client, namespace, uid, ready=False):
@@ -169,7 +169,7 @@ def delete_in_turn(client, statefulset, pod, deadline):
         return None
     new = waiter.poll_until("pod %s/%s to be made again and ready" % (namespace, name), ready_replacement, deadline)
     services = client.get(kinds.path("Service", namespace)).get("items", [])
-    if selected_by_a_service(services, new["metadata"].get("labels") or {}):
+    if any(selects(service, new["metadata"].get("labels") or {}) for service in services):
         waiter.poll_until("pod %s/%s to be ready in its Services' EndpointSlices" % (namespace, name),
                           lambda: listed_by_endpoints(client, namespace, new["metadata"]["uid"], ready=True), deadline)
         time.sleep(NODES_CATCH_UP)

@@ -105,8 +105,9 @@ def test_a_scale_down_removes_the_pods_not_ready_then_those_of_the_fullest_node_
 def test_a_replaced_statefulset_pod_counts_once_a_service_selects_it_and_its_endpoint_is_ready():
     services = [{"spec": {"selector": {"app": "greeter", "toolhive-basename": "greeter"}}},
                 {"spec": {}}]  # no selector: endpoints kept by hand, never waited for
-    assert restarts.selected_by_a_service(services, {"app": "greeter", "toolhive-basename": "greeter", "x": "y"})
-    assert not restarts.selected_by_a_service(services, {"app": "greeter"})
+    labels = {"app": "greeter", "toolhive-basename": "greeter", "x": "y"}
+    assert [restarts.selects(service, labels) for service in services] == [True, False]
+    assert not restarts.selects(services[0], {"app": "greeter"})
 
     class Slices:
         def __init__(self, *endpoints):

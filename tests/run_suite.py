@@ -169,7 +169,8 @@ def main():
         suite.pytests_two_at_a_time([(name, ["tests/matrix"], dict(env, ANSIBLE_CORE_RELEASE=name.split()[1]))
                                      for name in lines])
     if started_here and os.environ.get("TESTBED_KEEP") != "1":
-        run(["testbed/cluster.sh", "down"], env=env)
+        # TESTBED_NODES=kwok as for up: make test's own environment names the kind bed, and cluster.sh refuses it.
+        run(["testbed/cluster.sh", "down"], env=dict(env, TESTBED_NODES="kwok"))
     # The newest ToolHive release's CRDs (its operator cannot be built here) on an API-only bed of their
     # own: every manifest the collection renders, dry-run against them (tests/newest_crds brings it up and down).
     suite.pytest("newest CRDs", ["tests/newest_crds"])

@@ -105,11 +105,16 @@ def replacements_ready(client, deployment, wanted):
     """True when WANTED pods of DEPLOYMENT's ReplicaSets are ready; raises waiter.Stuck when one cannot start."""
     owned = [p for p in live_pods(client, deployment["metadata"]["namespace"], selector_of(deployment))
              if p["metadata"].get("ownerReferences")]
-    stuck, _other = waiter.pod_troubles([p for p in owned if not waiter.pod_ready(p)])
-    if stuck:
-        raise waiter.Stuck("Deployment %s/%s cannot become ready: %s. %s" % (
-            deployment["metadata"]["namespace"], deployment["metadata"]["name"], "; ".join(stuck), waiter.STUCK_FIX))
+    fail_if_stuck("Deployment", deployment, [p for p in owned if not waiter.pod_ready(p)])
     return sum(1 for p in owned if waiter.pod_ready(p)) >= wanted
+
+
+def fail_if_stuck(kind, workload, pods):
+    """Raises waiter.Stuck, naming each pod and its reason, when one of PODS (of WORKLOAD, a KIND) cannot start."""
+    stuck, _other = waiter.pod_troubles(pods)
+    if stuck:
+        raise waiter.Stuck("%s %s/%s cannot become ready: %s. %s" % (
+            kind, workload["metadata"]["namespace"], workload["metadata"]["name"], "; ".join(stuck), waiter.STUCK_FIX))
 
 
 def release(client, pod, deadline):
@@ -162,10 +167,7 @@ def delete_in_turn(client, statefulset, pod, deadline):
             return None
         if waiter.pod_ready(new):
             return new
-        stuck, _other = waiter.pod_troubles([new])
-        if stuck:
-            raise waiter.Stuck("StatefulSet %s/%s cannot make pod %s again: %s. %s" % (
-                namespace, statefulset["metadata"]["name"], name, "; ".join(stuck), waiter.STUCK_FIX))
+        fail_if_stuck("StatefulSet", statefulset, [new])
         return None
     new = waiter.poll_until("pod %s/%s to be made again and ready" % (namespace, name), ready_replacement, deadline)
     services = client.get(kinds.path("Service", namespace)).get("items", [])

@@ -23,12 +23,13 @@ itself breaks off about 1 answer in 2,000 (docs/performance.md):
 - drain: both workers drained in turn (the servers' pods; Redis stays), each put back before the next.
 
 The settings:
-- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets; the operator
-  role's drain of MCPServer proxy pods), scaled by toolhive.k8s.scale, and the nodes drained by
-  toolhive.k8s.drain_node, then `kubectl drain`;
-- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`, the
-  binding of the operator role's drain policy deleted for the setting (and made again after it), scaled by
-  `kubectl scale` of each Deployment, and the nodes drained by `kubectl drain` alone.
+- with the collection's measures: its defaults (drain 10 s, spread over the nodes, disruption budgets, the backend's
+  readiness probe; the operator role's drain of MCPServer proxy pods), scaled by toolhive.k8s.scale, and the nodes
+  drained by toolhive.k8s.drain_node, then `kubectl drain`;
+- without: `toolhive_drain_seconds: 0`, `toolhive_spread_pods: false`, `toolhive_disruption_budgets: false`,
+  `mcpserver_backend_readiness_probe: false`, the binding of the operator role's drain policy deleted for the
+  setting (and made again after it), scaled by `kubectl scale` of each Deployment, and the nodes drained by
+  `kubectl drain` alone.
 
 Each row: calls, failed calls by cause, and the longest time a client went without an answer.
 
@@ -61,7 +62,8 @@ from tests.integration.realpods.traffic import (  # noqa: E402
     TEST_SERVERS, causes, counted, first_of_each_cause, longest_gap, services, traffic_job, traffic_during)
 
 SERVER_PODS = "toolhive=true"  # every server pod (the proxies', gateway's and backends'), not Redis's
-WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False}
+WITHOUT = {"toolhive_drain_seconds": 0, "toolhive_spread_pods": False, "toolhive_disruption_budgets": False,
+           "mcpserver_backend_readiness_probe": False}
 SETTINGS = {"with the collection's measures": ({}, "drain_node"), "without them": (WITHOUT, "kubectl")}
 OPERATIONS = ("scale", "rollout", "hpa", "drain")
 # The proxies' CPU request, which their HPAs need (the gateway has the operator's own).

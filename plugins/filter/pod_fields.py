@@ -14,7 +14,8 @@ description:
   - C(podTemplateSpec) reaches the gateway's pods (container C(vmcp)), a remote proxy's pods (container
     C(toolhive)) and an MCPServer's backend pods (container C(mcp)). It carries the container's resources, the pods'
     annotations, a preStop sleep of O(drain_seconds) with a grace period covering it and the process's own shutdown,
-    and a topology spread over nodes (C(ScheduleAnyway), counted per revision).
+    a topology spread over nodes (C(ScheduleAnyway), counted per revision), and for an MCPServer's backend, whose
+    container has no readiness probe of its own, a TCP readiness probe on O(listen_port).
   - The operator writes an MCPServer proxy's pod template whole; its pods get none of these (their drain comes from
     the C(operator) role's MutatingAdmissionPolicy).
 author:
@@ -44,6 +45,12 @@ options:
     description: Spread each workload's pods over nodes.
     type: bool
     default: false
+  listen_port:
+    description:
+      - The port an MCPServer's backend listens on (C(mcpPort)); its pods are Ready only once they accept connections
+        on it, checked every second. None for no probe (a stdio backend listens on no port).
+      - The gateway's and the proxies' pods have the operator's own probes, and get none.
+    type: int
 """
 
 EXAMPLES = r"""
@@ -60,9 +67,10 @@ _value:
 from ansible_collections.toolhive.k8s.plugins.module_utils.availability import pod_fields as fields_of
 
 
-def pod_fields(resources, kind, name, annotations=None, drain_seconds=0, spread=False):
+def pod_fields(resources, kind, name, annotations=None, drain_seconds=0, spread=False, listen_port=None):
     return fields_of(kind, name, resources=resources or None, annotations=annotations or None,
-                     drain_seconds=int(drain_seconds), spread_pods=bool(spread))
+                     drain_seconds=int(drain_seconds), spread_pods=bool(spread),
+                     listen_port=int(listen_port) if listen_port else None)
 
 
 class FilterModule(object):

@@ -6,6 +6,8 @@ kinds is kinds.SERVERS (each workload's pods, the CRD field that reaches its pod
 
 - Drain: a stopping pod still receives requests until every node has seen its endpoint go. A preStop sleep keeps
   it serving that long; the grace period covers the sleep and the process's own shutdown.
+- Ready when listening: a new pod receives requests once it is Ready. A container with no readiness probe is Ready
+  when its process starts, before it listens, so the workloads that have none get a TCP probe on their port.
 - Spread: a workload's pods on different nodes where the scheduler can (ScheduleAnyway: a one-node cluster still
   runs them all), counted per revision, so a rollout spreads the new pods too.
 - Budgets: one pod of a workload evicted at a time (maxUnavailable 1, so a single replica never blocks a node
@@ -29,9 +31,17 @@ def spread(labels, workload_kind):
              "labelSelector": {"matchLabels": labels}, "matchLabelKeys": [REVISION_LABEL[workload_kind]]}]
 
 
-def pod_fields(kind, name, resources=None, annotations=None, drain_seconds=0, spread_pods=False):
+def listening(port):
+    """A readiness probe that passes once the container accepts connections on PORT, asked every second so that a
+    new pod is Ready about a second after it listens (a TCP connect a second costs the server nothing)."""
+    return {"tcpSocket": {"port": port}, "periodSeconds": 1, "failureThreshold": 3}
+
+
+def pod_fields(kind, name, resources=None, annotations=None, drain_seconds=0, spread_pods=False, listen_port=None):
     """The spec fields of server NAME that set its pods: podTemplateSpec (RESOURCES of the container it reaches, pod
-    ANNOTATIONS, the drain and the spread). A workload whose pod template the operator writes whole gets none."""
+    ANNOTATIONS, the drain, the spread, and where the workload has no readiness probe of its own
+    (SERVERS' probe_listening), one on LISTEN_PORT). A workload whose pod template the operator writes whole gets
+    none."""
     fields = {}
     for role, workload in SERVERS[kind]["workloads"].items():
         labels = pod_labels(kind, role, name)
@@ -40,6 +50,8 @@ def pod_fields(kind, name, resources=None, annotations=None, drain_seconds=0, sp
         container = {"name": workload["container"]}
         if resources:
             container["resources"] = resources
+        if listen_port and workload.get("probe_listening"):
+            container["readinessProbe"] = listening(listen_port)
         spec = {}
         if drain_seconds:
             container["lifecycle"] = {"preStop": {"sleep": {"seconds": drain_seconds}}}

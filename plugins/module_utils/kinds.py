@@ -7,7 +7,8 @@ their template, nothing else: the plugins read this table, never test which of t
 plural, the ``app`` label the operator puts on their workloads, each workload role with its kind, the spec
 field that sets its replica count, the container the role's resources go to and the name of the HPA
 toolhive.k8s.autoscale gives it, the labels of its pods (pods), the CRD field that reaches its pod template
-(pod_template) and how long its process drains after SIGTERM (stop_seconds), the Service clients use and its port, the transport a resource runs when
+(pod_template), how long its process drains after SIGTERM (stop_seconds) and whether its container lacks a
+readiness probe of its own (probe_listening), the Service clients use and its port, the transport a resource runs when
 its spec names none, the word the findings call it (called) and why it may answer with no tools
 (no_tools), the role whose variables wire its session storage, whose sessions the operator's global Redis
 default serves (default_redis), and how toolhive.k8s.password_secret gives its workloads new pods
@@ -74,11 +75,15 @@ SERVERS = {
             # StatefulSet's revision is the old spec's ("spec_image": the spec field its container's image is).
             # Its pods: app=NAME (the selector) and toolhive-basename=NAME, which the proxy's pods lack (an MCPServer
             # named mcpserver gives both app=mcpserver). The runner starts from podTemplateSpec's pod spec; the
-            # server's own shutdown time is unknown (Kubernetes' default grace period, 30 s).
+            # server's own shutdown time is unknown (Kubernetes' default grace period, 30 s). Neither the operator
+            # nor the runner gives its container a readiness probe (v0.44.0 to v0.66.0: a pod is Ready as soon as
+            # its process starts, before it listens): "probe_listening", the collection gives it a TCP one on the
+            # port the server listens on. The other workloads have the operator's own probes.
             "backend": {"kind": "StatefulSet", "field": "backendReplicas", "container": "mcp",
                         "hpa": "{name}-backend", "spec_image": "image",
                         "pods": {"app": "{name}", "toolhive-basename": "{name}"}, "pod_template": "podTemplateSpec",
-                        "stop_seconds": 30, "requests_from": "podTemplateSpec (mcpserver_servers: backend_resources)"},
+                        "stop_seconds": 30, "probe_listening": True,
+                        "requests_from": "podTemplateSpec (mcpserver_servers: backend_resources)"},
         },
         "service": "mcp-{name}-proxy",
         "port": 8080,  # the proxy's port when the spec names none (spec.proxyPort or spec.port)

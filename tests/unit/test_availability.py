@@ -44,3 +44,13 @@ def test_a_drain_longer_than_the_default_grace_period_gets_a_longer_one():
             pod = availability.pod_fields(kind, "x", drain_seconds=60)["podTemplateSpec"]["spec"]
             assert pod["terminationGracePeriodSeconds"] == 60 + workload["stop_seconds"]
             assert availability.pod_fields(kind, "x") == {}  # nothing asked, nothing written
+
+
+def test_only_a_workload_without_a_readiness_probe_of_its_own_gets_one():
+    """An MCPServer's backend: the operator's probes cover the gateway's and the remote proxy's containers."""
+    probed = {}
+    for kind in SERVERS:
+        pod = availability.pod_fields(kind, "x", listen_port=3001).get("podTemplateSpec", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            probed[(kind, container["name"])] = container["readinessProbe"]
+    assert probed == {("MCPServer", "mcp"): {"tcpSocket": {"port": 3001}, "periodSeconds": 1, "failureThreshold": 3}}

@@ -40,7 +40,7 @@ BASE = {
         "mcpserver_servers": [{"name": "fetch", "image": "img:1", "transport": "streamable-http", "mcp_port": 8080,
                                "replicas": 2, "args": ["--a"], "env": [{"name": "E", "value": "v"}],
                                "backend_resources": {"limits": {"cpu": "1"}}}],
-        "mcpserver_drain_seconds": 10, "mcpserver_spread_pods": True,
+        "mcpserver_drain_seconds": 10, "mcpserver_spread_pods": True, "mcpserver_backend_readiness_probe": True,
         "pipeline_redis_connection": {"mode": "standalone", "address": "r.ns.svc:6379", "password_secret": "s",
                                       "password_key": "k"},
     }),
@@ -214,14 +214,17 @@ def test_each_kind_drains_and_spreads_the_pods_its_crd_lets_the_collection_reach
     [server] = render("mcpserver", copy.deepcopy(BASE["mcpserver"][1]))
     backend = server["spec"]["podTemplateSpec"]["spec"]
     assert backend["containers"] == [{"name": "mcp", "resources": {"limits": {"cpu": "1"}},
-                                      "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}}]
+                                      "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+                                      "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1,
+                                                         "failureThreshold": 3}}]
     assert backend["terminationGracePeriodSeconds"] == 40
     [spread] = backend["topologySpreadConstraints"]
     assert spread["labelSelector"]["matchLabels"] == {"app": "fetch", "toolhive-basename": "fetch"}
     assert spread["matchLabelKeys"] == ["controller-revision-hash"]  # a StatefulSet's revision label
     assert "resourceOverrides" not in server["spec"]  # the proxy's pod template is the operator's alone
 
-    variables = dict(copy.deepcopy(BASE["mcpserver"][1]), mcpserver_drain_seconds=0, mcpserver_spread_pods=False)
+    variables = dict(copy.deepcopy(BASE["mcpserver"][1]), mcpserver_drain_seconds=0, mcpserver_spread_pods=False,
+                     mcpserver_backend_readiness_probe=False)
     [plain] = render("mcpserver", variables)
     assert "resourceOverrides" not in plain["spec"]
     assert plain["spec"]["podTemplateSpec"] == {"spec": {"containers": [{"name": "mcp", "resources": {
@@ -246,3 +249,16 @@ def test_the_redis_pod_template_changes_with_its_configuration_only(render):
     assert config_hash(redis_maxmemory="128mb") != config_hash()
     assert config_hash(redis_maxmemory_policy="volatile-lru") != config_hash()
     assert config_hash(redis_image="redis:8") == config_hash()  # not configuration: the image rolls it anyway
+
+
+@pytest.mark.parametrize("server, port", [
+    ({"transport": "streamable-http", "mcp_port": 3001}, 3001),
+    ({"transport": "sse"}, 8080),  # the operator's mcpPort when the spec names none
+    ({"transport": "stdio", "mcp_port": 3001}, None),  # a stdio backend listens on no port
+    ({}, None),  # the CRD's transport: stdio
+])
+def test_an_http_backend_is_ready_once_it_listens_on_its_port(render, server, port):
+    variables = dict(copy.deepcopy(BASE["mcpserver"][1]), mcpserver_drain_seconds=0, mcpserver_spread_pods=False)
+    variables["mcpserver_servers"] = [dict(server, name="s", image="img:1", backend_resources={"limits": {"cpu": "1"}})]
+    [container] = render("mcpserver", variables)[0]["spec"]["podTemplateSpec"]["spec"]["containers"]
+    assert container.get("readinessProbe", {}).get("tcpSocket") == ({"port": port} if port else None)

@@ -3,9 +3,10 @@ budgets the collection owns, each stopping pod draining first, on the kind bed's
 
 One deploy.yml run in a fresh namespace on running pods: the standalone Redis, the MCPServer `greeter` (2 proxies,
 2 backends), a VirtualMCPServer `gateway` of 2 and an MCPRemoteProxy `upstream` of 2 in front of `greeter`, all
-with Redis and `sessionAffinity: None`; the collection's defaults (drain 10 s, spread, budgets). `greeter`
-(testbed/images/stateless-greeter.py) keeps no session in memory, so what the drains lose is the collection's, not the backend's:
-test_backend_sessions.py shows what a backend that keeps them loses when its pod moves.
+with Redis and `sessionAffinity: None`; the collection's defaults (drain 10 s, spread, budgets, the backend's
+readiness probe). `greeter` (testbed/images/stateless-greeter.py) keeps no session in memory, so what the drains lose
+is the collection's, not the backend's: test_backend_sessions.py shows what a backend that keeps them loses when its
+pod moves.
 """
 import json
 import re

@@ -91,7 +91,8 @@ def test_deploy_check_mode_writes_nothing_then_deploys_idempotently(run_playbook
     fetch = kubectl("get", "mcpserver", "fetch", "-n", ns, "-o", "json")["spec"]
     assert fetch["sessionStorage"]["keyPrefix"] == f"thv:{ns}:mcp:fetch:"
     assert fetch["podTemplateSpec"]["spec"]["containers"][0] == {"name": "mcp", "resources": {
-        "requests": {"cpu": "100m", "memory": "128Mi"}}, "lifecycle": {"preStop": {"sleep": {"seconds": 10}}}}
+        "requests": {"cpu": "100m", "memory": "128Mi"}}, "lifecycle": {"preStop": {"sleep": {"seconds": 10}}},
+        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 3}}
     assert fetch["resources"] == {"requests": {"cpu": "50m"}} and fetch["groupRef"] == {"name": "team"}
     assert kubectl("get", "mcpserver", "time", "-n", ns, "-o", "json")["spec"]["sessionAffinity"] == "None"
     assert kubectl("get", "deployment", "gateway", "-n", ns, "-o", "json")["status"]["readyReplicas"] == 3

@@ -24,12 +24,13 @@ KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 KIND_KUBECONFIG = REPO / ".kind" / "kubeconfig"
 # On the kind bed (testbed/kind.sh), in this order: the bed itself (nothing leaves the machine), the operator role
 # (install, upgrade, removal), the oldest supported ToolHive release's leg (the KWOK suite runs on it too: deploy,
-# scaling, guards; here sessions across replicas on running pods), every running-pods test on the test bed's
-# release, and last the bed's teardown.
+# scaling, guards; here sessions across replicas on running pods, and the backend's readiness probe that reaches its
+# pods through the runner), every running-pods test on the test bed's release, and last the bed's teardown.
 KIND_BED_TESTS = ["tests/integration/kind/test_kind_bed.py"]
 OPERATOR_ROLE_TESTS = ["tests/integration/kind/test_operator_role.py"]
 OLDEST_RELEASE_TESTS = ["tests/integration/realpods/test_sessions.py",
-                        "tests/integration/realpods/test_remote_proxy_sessions.py"]
+                        "tests/integration/realpods/test_remote_proxy_sessions.py",
+                        "tests/integration/realpods/test_backend_readiness.py"]
 RUNNING_POD_TESTS = ["tests/integration/realpods"]
 KIND_TEARDOWN_TEST = "tests/integration/kind/test_kind_teardown.py"
 # Not for the KWOK bed: they need pods that run.

@@ -1,6 +1,7 @@
 """The traffic tests' MCP client, where it is pure logic: why an SSE answer ended is kept with its session, a pod's
 tallies come back whole through JSON, and the in-cluster client runs the SDK the tests pin."""
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -64,6 +65,30 @@ def test_a_client_that_fails_to_the_end_went_without_an_answer_until_its_end(mon
     assert tally.longest_gap == 0.0
     tally.ended()  # at 41
     assert tally.longest_gap == 31.0
+
+
+def test_a_client_that_reached_its_limit_did_not_go_without_an_answer_while_the_action_went_on(monkeypatch):
+    """Each client ends its tally as it stops: one that made its LIMIT of calls early is not counted as waiting for an
+    answer until the action ends (a drain that outlasted the clients' limit read as a 70 s gap)."""
+    class Session:
+        errors = []
+
+        async def call_tool(self, _tool, arguments):
+            return SimpleNamespace(content=[SimpleNamespace(text=f"Hi {arguments['name']}")], is_error=False)
+
+    @contextlib.asynccontextmanager
+    async def connect(_service, _port):
+        yield Session()
+
+    real_sleep = asyncio.sleep
+
+    async def action():
+        await real_sleep(0.5)  # the clients' 2 calls each are long done
+
+    monkeypatch.setattr(traffic.asyncio, "sleep", lambda _seconds: real_sleep(0))  # calling_during's own waits
+    _result, tallies = asyncio.run(traffic.calling_during(connect, {"s": ("svc", 8080, "greet")}, action, limit=2))
+    assert [(tally.calls, tally.failures) for tally in tallies["s"]] == [(2, []), (2, [])]
+    assert max(tally.longest_gap for tally in tallies["s"]) < 0.25
 
 
 def test_an_ended_session_is_told_from_a_failed_call():

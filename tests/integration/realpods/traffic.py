@@ -68,7 +68,9 @@ class Tally:
             self.slowest = (round(now - started, 2), round(now, 1))
 
     def ended(self):
-        """The client has stopped: a client whose calls failed to the end went without an answer until now."""
+        """The client has stopped (at STOP, or at its limit of calls): a client whose calls failed to the end went
+        without an answer until now. Each client says it as it stops: a client that reached its limit early did not
+        go without an answer while the others went on."""
         if self.answered_at is not None:
             self.longest_gap = max(self.longest_gap, time.monotonic() - self.answered_at)
 
@@ -103,6 +105,7 @@ async def long_lived(connect, service, port, tool, tally, opened, stop, limit):
             if not opened.is_set():
                 raise  # not even opened before the action: the job does not serve
             tally.count("long-lived", f"the session broke: {exc!r}", started)
+    tally.ended()
 
 
 async def fresh_sessions(connect, service, port, tool, tally, stop, limit):
@@ -116,6 +119,7 @@ async def fresh_sessions(connect, service, port, tool, tally, stop, limit):
                 tally.count("fresh", greeted(answer, "fresh"), started)
         except Exception as exc:  # pylint: disable=broad-except
             tally.count("fresh", f"{exc!r}; HTTP answers: {errors[-3:]}", started)
+    tally.ended()
 
 
 async def calling_during(connect, services, action, limit=3000):
@@ -136,9 +140,6 @@ async def calling_during(connect, services, action, limit=3000):
     await asyncio.sleep(5)
     stop.set()
     await asyncio.gather(*clients)
-    for pair in tallies.values():
-        for tally in pair:
-            tally.ended()
     return result, tallies
 
 

@@ -6,10 +6,14 @@ import uuid
 
 def complete_events(path, offset):
     """The events written after OFFSET (from the start when the log was rotated since), complete lines only: the
-    API server may be writing the last one, which the next read sees whole."""
+    API server may be writing the last one, which the next read sees whole. OFFSET, the log's size when it was taken,
+    may fall inside a line the API server was writing then: that event began before OFFSET, and is left out."""
+    start = offset if path.stat().st_size >= offset else 0
     with path.open("rb") as log:
-        log.seek(offset if path.stat().st_size >= offset else 0)
+        log.seek(max(start - 1, 0))  # from the byte before START: a newline there means START begins a line
         data = log.read()
+    if start:
+        data = data[data.find(b"\n") + 1:]
     return [json.loads(line) for line in data[:data.rfind(b"\n") + 1].splitlines() if line.strip()]
 
 

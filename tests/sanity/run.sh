@@ -22,6 +22,13 @@ git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parent
 cd "$dest"
 git init -q && git add -A
 
+# ansible-test keeps its per-test virtualenvs under ~/.ansible/test/venv, named by their requirements only: two
+# lines on one Python (2.16 and 2.17 on 3.12) would make the same one at once, and one removes what the other is
+# installing (CI: pip's "expected string or bytes-like object, got 'NoneType'"). A home of its own per release.
+version=$(basename "$root")
+export HOME=$HOME/.cache/toolhive-k8s-ansible-test/$version
+mkdir -p "$HOME"
+
 # ansible-test bootstraps pip in its per-test virtualenvs with a script it
 # downloads from a host we cannot reach; give it our ensurepip-based one.
 pip_version=$(python - <<'PY'

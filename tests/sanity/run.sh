@@ -14,7 +14,8 @@ command -v shellcheck >/dev/null || {
   exit 1
 }
 # One copy per ansible-core release: the suite runs two lines' sanity at a time.
-root=$repo/.build/sanity/$(python -c 'from ansible.release import __version__; print(__version__)')
+release=$(python -c 'from ansible.release import __version__; print(__version__)')
+root=$repo/.build/sanity/$release
 dest=$root/ansible_collections/toolhive/k8s
 rm -rf "$root" && mkdir -p "$dest"
 cd "$repo"
@@ -25,8 +26,7 @@ git init -q && git add -A
 # ansible-test keeps its per-test virtualenvs under ~/.ansible/test/venv, named by their requirements only: two
 # lines on one Python (2.16 and 2.17 on 3.12) would make the same one at once, and one removes what the other is
 # installing (CI: pip's "expected string or bytes-like object, got 'NoneType'"). A home of its own per release.
-version=$(basename "$root")
-export HOME=$HOME/.cache/toolhive-k8s-ansible-test/$version
+export HOME=$HOME/.cache/toolhive-k8s-ansible-test/$release
 mkdir -p "$HOME"
 
 # ansible-test bootstraps pip in its per-test virtualenvs with a script it
